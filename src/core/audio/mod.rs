@@ -1,0 +1,28 @@
+//! Audio preparation: whatever the browser captures (float or 16-bit, any
+//! rate from 8 to 192 kHz) becomes 16-bit PCM at the backend's rate, cut
+//! into fixed-size chunks.
+//!
+//! Pure Rust with no dependencies and no allocation in the steady state:
+//! it runs inside an AudioWorklet-fed WebAssembly module.
+//!
+//! * [`pcm`] conversions: float ↔ PCM16 ↔ little-endian bytes.
+//! * [`Resampler`]: streaming windowed-sinc polyphase sample-rate converter.
+//! * [`AudioPipeline`]: any input → PCM16 at the target rate.
+//! * [`Chunker`]: PCM16 stream → fixed-size chunks.
+
+pub mod chunker;
+pub mod pcm;
+pub mod pipeline;
+pub mod resample;
+
+pub use chunker::Chunker;
+pub use pcm::{f32_to_pcm16, le_bytes_to_pcm16, pcm16_to_f32, pcm16_to_le_bytes, OddLength};
+pub use pipeline::AudioPipeline;
+pub use resample::{ResampleError, Resampler};
+
+/// Lowest input (and output) sample rate accepted, in Hz: telephony audio.
+pub const MIN_RATE: u32 = 8_000;
+
+/// Highest input (and output) sample rate accepted, in Hz: the top rate
+/// browsers report for audio interfaces.
+pub const MAX_RATE: u32 = 192_000;
