@@ -1,0 +1,350 @@
+//! Session configuration, with defaults and validation.
+//!
+//! Every check names the option as the JavaScript API spells it, so the
+//! error a web developer sees points at the line to fix.
+
+use std::time::Duration;
+
+use super::error::ConfigError;
+
+/// Which backend wire protocol the session speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Provider {
+    /// Deepgram's live streaming API (`/v1/listen`).
+    Deepgram,
+    /// Omi's browser endpoint (`/v4/web/listen`), first-message auth.
+    Omi,
+    /// The generic resumable protocol of `docs/protocol.md` (`/v1/stream`).
+    Generic,
+}
+
+impl Provider {
+    /// Parses the JavaScript option value.
+    pub fn parse(name: &str) -> Result<Provider, ConfigError> {
+        match name {
+            "deepgram" => Ok(Provider::Deepgram),
+            "omi" => Ok(Provider::Omi),
+            "generic" => Ok(Provider::Generic),
+            other => Err(ConfigError::new(
+                "provider",
+                format!("{other:?}"),
+                "one of \"deepgram\", \"omi\", \"generic\"",
+            )),
+        }
+    }
+
+    /// The JavaScript option value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Deepgram => "deepgram",
+            Provider::Omi => "omi",
+            Provider::Generic => "generic",
+        }
+    }
+}
+
+/// Reconnection policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReconnectConfig {
+    /// Delay before the first retry (`reconnect.initialDelayMs`, default 500 ms).
+    pub initial_delay: Duration,
+    /// Cap on any delay (`reconnect.maxDelayMs`, default 60 s).
+    pub max_delay: Duration,
+    /// Growth per attempt (`reconnect.multiplier`, default 2).
+    pub multiplier: f64,
+    /// Fraction of each delay drawn at random, 0..=1 (`reconnect.jitter`, default 0.5).
+    pub jitter: f64,
+    /// Give up after this many consecutive failed attempts; `None` = never
+    /// (`reconnect.maxAttempts`, default Infinity).
+    pub max_attempts: Option<u32>,
+    /// The attempt counter resets only after a connection stayed open this
+    /// long (`reconnect.resetAfterMs`, default 10 s).
+    pub reset_after: Duration,
+}
+
+impl Default for ReconnectConfig {
+    fn default() -> Self {
+        ReconnectConfig {
+            initial_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(60),
+            multiplier: 2.0,
+            jitter: 0.5,
+            max_attempts: None,
+            reset_after: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Everything a [`Session`](super::Session) needs to know.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Backend protocol (`provider`).
+    pub provider: Provider,
+    /// WebSocket URL, `ws://` or `wss://` (`url`).
+    pub url: String,
+    /// Extra WebSocket subprotocols (`protocols`).
+    pub protocols: Vec<String>,
+    /// A static token (`token`); a token from `getToken` replaces it.
+    pub token: Option<String>,
+    /// Whether the caller supplies a fresh token before every attempt
+    /// (`getToken`): the session then emits [`Output::RequestToken`](super::Output::RequestToken).
+    pub token_callback: bool,
+    /// Language passed to the backend, if any (`language`).
+    pub language: Option<String>,
+    /// Target sample rate of the PCM16 stream (`sampleRate`, default 16000).
+    pub sample_rate: u32,
+    /// Chunk length (`chunkMs`, default 100).
+    pub chunk_ms: u32,
+    /// Reconnection policy (`reconnect`).
+    pub reconnect: ReconnectConfig,
+    /// Send the provider's keepalive after this long without audio (`keepalive.intervalMs`, default 5 s).
+    pub keepalive_interval: Duration,
+    /// Stale when no frame arrived for this long while the server is
+    /// expected to speak (`watchdog.staleAfterMs`, default 25 s).
+    pub stale_after: Duration,
+    /// Stale when `bufferedAmount` did not drain for this long while audio
+    /// flows (`watchdog.stallAfterMs`, default 10 s).
+    pub stall_after: Duration,
+    /// Queued audio older than this is dropped (`buffer.ttlMs`, default 30 s).
+    pub ttl: Duration,
+    /// Cap on queued audio bytes (`buffer.maxBytes`, default 960 000).
+    pub max_bytes: usize,
+    /// Backlog replay speed as a multiple of real time (`buffer.replayRate`, default 4).
+    pub replay_rate: f64,
+    /// An attempt that is not ready within this long fails (`connectTimeoutMs`, default 10 s).
+    pub connect_timeout: Duration,
+    /// Upper bound on a graceful close (`closeTimeoutMs`, default 5 s).
+    pub close_timeout: Duration,
+    /// Seed of the jitter RNG and the stream id.
+    pub seed: u64,
+}
+
+impl Config {
+    /// A configuration with every default, for `url` and `provider`.
+    pub fn new(provider: Provider, url: impl Into<String>) -> Config {
+        Config {
+            provider,
+            url: url.into(),
+            protocols: Vec::new(),
+            token: None,
+            token_callback: false,
+            language: None,
+            sample_rate: 16_000,
+            chunk_ms: 100,
+            reconnect: ReconnectConfig::default(),
+            keepalive_interval: Duration::from_secs(5),
+            stale_after: Duration::from_secs(25),
+            stall_after: Duration::from_secs(10),
+            ttl: Duration::from_secs(30),
+            max_bytes: 960_000,
+            replay_rate: 4.0,
+            connect_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            seed: 0x5EED,
+        }
+    }
+
+    /// Bytes of one full chunk of PCM16 mono at the target rate.
+    pub fn chunk_bytes(&self) -> usize {
+        self.chunk_samples() * 2
+    }
+
+    /// Samples in one full chunk.
+    pub fn chunk_samples(&self) -> usize {
+        (self.sample_rate as usize * self.chunk_ms as usize / 1000).max(1)
+    }
+
+    /// PCM16 bytes per millisecond of audio at the target rate.
+    pub fn bytes_per_ms(&self) -> f64 {
+        self.sample_rate as f64 * 2.0 / 1000.0
+    }
+
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_url(&self.url)?;
+        for p in &self.protocols {
+            if !is_token(p) {
+                return Err(ConfigError::new(
+                    "protocols",
+                    format!("{:?}", redact(p)),
+                    "WebSocket subprotocol tokens (letters, digits and !#$%&'*+-.^_`|~)",
+                ));
+            }
+        }
+        if let Some(t) = &self.token {
+            if t.is_empty() {
+                return Err(ConfigError::new("token", "\"\"", "a non-empty string"));
+            }
+        }
+        if !(8_000..=48_000).contains(&self.sample_rate) {
+            return Err(ConfigError::new("sampleRate", self.sample_rate, "8000..=48000"));
+        }
+        if !(10..=1000).contains(&self.chunk_ms) {
+            return Err(ConfigError::new("chunkMs", self.chunk_ms, "10..=1000"));
+        }
+        let r = &self.reconnect;
+        positive("reconnect.initialDelayMs", r.initial_delay)?;
+        positive("reconnect.maxDelayMs", r.max_delay)?;
+        if r.max_delay < r.initial_delay {
+            return Err(ConfigError::new(
+                "reconnect.maxDelayMs",
+                r.max_delay.as_millis(),
+                format!(">= reconnect.initialDelayMs ({})", r.initial_delay.as_millis()),
+            ));
+        }
+        if !(r.multiplier.is_finite() && (1.0..=10.0).contains(&r.multiplier)) {
+            return Err(ConfigError::new("reconnect.multiplier", r.multiplier, "a number in 1..=10"));
+        }
+        if !(r.jitter.is_finite() && (0.0..=1.0).contains(&r.jitter)) {
+            return Err(ConfigError::new("reconnect.jitter", r.jitter, "a number in 0..=1"));
+        }
+        if r.max_attempts == Some(0) {
+            return Err(ConfigError::new("reconnect.maxAttempts", 0, "an integer >= 1 or Infinity"));
+        }
+        positive("reconnect.resetAfterMs", r.reset_after)?;
+        positive("keepalive.intervalMs", self.keepalive_interval)?;
+        positive("watchdog.staleAfterMs", self.stale_after)?;
+        positive("watchdog.stallAfterMs", self.stall_after)?;
+        if self.stale_after <= self.keepalive_interval {
+            return Err(ConfigError::new(
+                "watchdog.staleAfterMs",
+                self.stale_after.as_millis(),
+                format!("> keepalive.intervalMs ({})", self.keepalive_interval.as_millis()),
+            ));
+        }
+        positive("buffer.ttlMs", self.ttl)?;
+        if self.max_bytes < self.chunk_bytes() {
+            return Err(ConfigError::new(
+                "buffer.maxBytes",
+                self.max_bytes,
+                format!(">= one chunk ({} bytes at {} Hz, {} ms)", self.chunk_bytes(), self.sample_rate, self.chunk_ms),
+            ));
+        }
+        if !(self.replay_rate.is_finite() && (1.0..=100.0).contains(&self.replay_rate)) {
+            return Err(ConfigError::new("buffer.replayRate", self.replay_rate, "a number in 1..=100"));
+        }
+        positive("connectTimeoutMs", self.connect_timeout)?;
+        positive("closeTimeoutMs", self.close_timeout)?;
+        Ok(())
+    }
+}
+
+fn positive(field: &'static str, d: Duration) -> Result<(), ConfigError> {
+    if d.is_zero() {
+        return Err(ConfigError::new(field, 0, "a positive number of milliseconds"));
+    }
+    Ok(())
+}
+
+/// RFC 7230 `token` characters, as WebSocket subprotocols require.
+pub(crate) fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Shows the first characters of a possibly secret value, never all of it.
+pub(crate) fn redact(s: &str) -> String {
+    if s.chars().count() <= 4 {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(3).collect();
+    format!("{head}…")
+}
+
+/// Checks a WebSocket URL: `ws://` or `wss://`, a host, no fragment, no spaces.
+pub fn validate_url(url: &str) -> Result<(), ConfigError> {
+    let bad = |expected: &str| Err(ConfigError::new("url", format!("{:?}", redact_url(url)), expected));
+    let rest = if let Some(r) = url.strip_prefix("wss://") {
+        r
+    } else if let Some(r) = url.strip_prefix("ws://") {
+        r
+    } else {
+        return bad("a ws:// or wss:// URL");
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    if host.is_empty() || host.starts_with(':') {
+        return bad("a URL with a host");
+    }
+    if url.contains('#') {
+        return bad("a URL without a #fragment");
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("a URL without spaces or control characters");
+    }
+    if let Some((_, port)) = host.rsplit_once(':') {
+        if !host.ends_with(']') && port.parse::<u16>().is_err() {
+            return bad("a URL whose port is a number in 0..=65535");
+        }
+    }
+    Ok(())
+}
+
+/// A URL safe to print: the query string (which may hold a token) is cut.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?…"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        Config::new(Provider::Deepgram, "wss://api.example.com/v1/listen")
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        cfg().validate().unwrap();
+    }
+
+    #[test]
+    fn invalid_values_name_the_field_and_the_value() {
+        type Case = (fn(&mut Config), &'static str, &'static str);
+        let cases: &[Case] = &[
+            (|c| c.url = "http://x/y".into(), "url", "http://x/y"),
+            (|c| c.url = "wss://".into(), "url", "wss://"),
+            (|c| c.url = "wss://h:99999/".into(), "url", "h:99999"),
+            (|c| c.url = "not a url".into(), "url", "not a url"),
+            (|c| c.reconnect.initial_delay = Duration::ZERO, "reconnect.initialDelayMs", "0"),
+            (
+                |c| c.reconnect.max_delay = Duration::from_millis(100),
+                "reconnect.maxDelayMs",
+                "100",
+            ),
+            (|c| c.reconnect.jitter = 1.5, "reconnect.jitter", "1.5"),
+            (|c| c.reconnect.multiplier = f64::NAN, "reconnect.multiplier", "NaN"),
+            (|c| c.reconnect.max_attempts = Some(0), "reconnect.maxAttempts", "0"),
+            (|c| c.ttl = Duration::ZERO, "buffer.ttlMs", "0"),
+            (|c| c.max_bytes = 100, "buffer.maxBytes", "100"),
+            (|c| c.keepalive_interval = Duration::ZERO, "keepalive.intervalMs", "0"),
+            (|c| c.stale_after = Duration::from_secs(1), "watchdog.staleAfterMs", "1000"),
+            (|c| c.sample_rate = 1, "sampleRate", "1"),
+            (|c| c.chunk_ms = 0, "chunkMs", "0"),
+            (|c| c.replay_rate = 0.5, "buffer.replayRate", "0.5"),
+            (|c| c.protocols = vec!["a b".into()], "protocols", "a b"),
+        ];
+        for (mutate, field, value) in cases {
+            let mut c = cfg();
+            mutate(&mut c);
+            let e = c.validate().expect_err(field);
+            assert_eq!(e.field, *field);
+            assert!(e.to_string().contains(value), "{e} should mention {value}");
+        }
+        let e = Provider::parse("azure").unwrap_err();
+        assert_eq!(e.field, "provider");
+        assert!(e.to_string().contains("azure"));
+    }
+
+    #[test]
+    fn url_errors_do_not_print_query_tokens() {
+        let mut c = cfg();
+        c.url = "https://h/v1/listen?token=supersecret".into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(!e.contains("supersecret"), "{e}");
+    }
+}

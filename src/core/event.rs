@@ -1,0 +1,249 @@
+//! What the session tells its user: state changes, transcripts, loss.
+
+use std::time::Duration;
+
+/// The connection state as a UI shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum State {
+    /// Created; `connect` not called yet. Audio pushed now is queued.
+    Idle,
+    /// A socket attempt is in progress (token fetch, TCP, TLS, upgrade).
+    Connecting,
+    /// The socket is open and the provider's session handshake is running
+    /// (Omi: waiting for `auth_response`).
+    Authenticating,
+    /// The session is ready; audio flows.
+    Open,
+    /// The connection was lost; the next attempt is scheduled.
+    Reconnecting,
+    /// `close` was called; flushing, finalizing, waiting for final results.
+    Closing,
+    /// Closed for good, by the user or after a graceful end.
+    Closed,
+    /// Stopped by a fatal error (auth failure, bad audio, attempts exhausted).
+    Failed,
+}
+
+impl State {
+    /// The name used by the JavaScript API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Idle => "idle",
+            State::Connecting => "connecting",
+            State::Authenticating => "authenticating",
+            State::Open => "open",
+            State::Reconnecting => "reconnecting",
+            State::Closing => "closing",
+            State::Closed => "closed",
+            State::Failed => "failed",
+        }
+    }
+
+    /// Closed or failed: nothing more will happen.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, State::Closed | State::Failed)
+    }
+}
+
+/// Why audio was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// Queued longer than `buffer.ttlMs`.
+    Ttl,
+    /// The queue hit `buffer.maxBytes`; the oldest audio made room.
+    Capacity,
+    /// The client was closed (or closed without flush) before it was sent.
+    Closed,
+    /// A fatal error stopped the client before it was sent.
+    Failed,
+}
+
+impl DropReason {
+    /// The name used by the JavaScript API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Ttl => "ttl",
+            DropReason::Capacity => "capacity",
+            DropReason::Closed => "closed",
+            DropReason::Failed => "failed",
+        }
+    }
+}
+
+/// Error codes of `error` events. Stable strings for `switch` statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The server rejected the credentials (close 1008/4001/4003, Omi auth_response false). Fatal.
+    AuthFailed,
+    /// The server rejected the audio format or data (1003, Deepgram DATA-*). Fatal.
+    BadAudio,
+    /// The server closed with a code this client treats as fatal (protocol error, policy). Fatal.
+    FatalClose,
+    /// `reconnect.maxAttempts` consecutive attempts failed. Fatal.
+    MaxAttempts,
+    /// An attempt was not ready within `connectTimeoutMs`. Not fatal: retried.
+    ConnectTimeout,
+    /// `getToken` rejected or returned an unusable token. Not fatal: retried.
+    TokenFailed,
+    /// The server sent something this client could not understand. Not fatal.
+    MalformedMessage,
+    /// The server reported an error in a message. Not fatal by itself.
+    ServerError,
+}
+
+impl ErrorCode {
+    /// The name used by the JavaScript API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::AuthFailed => "auth-failed",
+            ErrorCode::BadAudio => "bad-audio",
+            ErrorCode::FatalClose => "fatal-close",
+            ErrorCode::MaxAttempts => "max-attempts",
+            ErrorCode::ConnectTimeout => "connect-timeout",
+            ErrorCode::TokenFailed => "token-failed",
+            ErrorCode::MalformedMessage => "malformed-message",
+            ErrorCode::ServerError => "server-error",
+        }
+    }
+}
+
+/// One transcript result, the same shape for every provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcript {
+    /// The text (may be empty: a result for silence).
+    pub text: String,
+    /// Final for this span, or an interim hypothesis that may change.
+    pub is_final: bool,
+    /// Deepgram `speech_final`: the speaker paused; the utterance ended.
+    pub speech_final: bool,
+    /// Start of the span in seconds from the start of the stream.
+    pub start: f64,
+    /// End of the span in seconds.
+    pub end: f64,
+    /// Speaker label, where the backend diarizes.
+    pub speaker: Option<String>,
+    /// Audio channel index.
+    pub channel: u32,
+}
+
+/// A state transition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    /// The new state.
+    pub state: State,
+    /// The state before.
+    pub previous: State,
+    /// Consecutive failed attempts so far (0 while healthy).
+    pub attempt: u32,
+    /// When reconnecting: the delay before the next attempt.
+    pub retry_in: Option<Duration>,
+    /// Why, in words, where there is a reason (close code and reason, "stale", ...).
+    pub reason: Option<String>,
+}
+
+/// Audio that was lost, always reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dropped {
+    /// Number of chunks (a partial chunk counts as one).
+    pub chunks: u32,
+    /// PCM16 bytes.
+    pub bytes: u64,
+    /// Milliseconds of audio.
+    pub audio_ms: f64,
+    /// Why.
+    pub reason: DropReason,
+}
+
+/// Everything the session reports to its user.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The state changed.
+    State(StateChange),
+    /// The session became ready (on open, or on the provider's handshake ack).
+    Open {
+        /// 1 for the first connection, then counting reconnects.
+        connection: u32,
+        /// Chunks waiting to be replayed at this moment.
+        backlog_chunks: u32,
+        /// Generic protocol: the byte offset resumed from.
+        resume_offset: Option<u64>,
+    },
+    /// A transcript arrived.
+    Transcript(Transcript),
+    /// A server text message that is not a transcript (metadata, status,
+    /// unknown shapes), verbatim.
+    Message(String),
+    /// Audio was lost.
+    Dropped(Dropped),
+    /// Something went wrong; `fatal` means the session stopped.
+    Error {
+        /// Stable code.
+        code: ErrorCode,
+        /// A sentence for a person.
+        message: String,
+        /// True when the session is now `failed`.
+        fatal: bool,
+    },
+    /// A reconnect attempt is scheduled.
+    Reconnecting {
+        /// Consecutive failed attempts, this one included.
+        attempt: u32,
+        /// Delay before it starts.
+        delay: Duration,
+    },
+    /// The session ended (closed or failed). The last event.
+    Closed {
+        /// Close code of the last socket, when there was one.
+        code: Option<u16>,
+        /// Close reason or the cause.
+        reason: String,
+    },
+}
+
+/// Counters. `bytes_pushed == bytes_sent + bytes_queued + bytes_dropped`
+/// holds at all times (the conservation law the tests check).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// PCM16 bytes accepted from the user (after resampling).
+    pub bytes_pushed: u64,
+    /// Bytes sent at least once.
+    pub bytes_sent: u64,
+    /// Of the bytes sent, those the server acknowledged (generic protocol).
+    pub bytes_acked: u64,
+    /// Bytes waiting to be sent (including a partial chunk).
+    pub bytes_queued: u64,
+    /// Bytes reported in `dropped` events.
+    pub bytes_dropped: u64,
+    /// Bytes sent again after a reconnect (generic resume); not in `bytes_sent`.
+    pub bytes_resent: u64,
+    /// Chunks made from the pushed audio.
+    pub chunks_pushed: u64,
+    /// Chunks sent at least once.
+    pub chunks_sent: u64,
+    /// Chunks waiting in the queue.
+    pub chunks_queued: u64,
+    /// Chunks dropped.
+    pub chunks_dropped: u64,
+    /// Chunks that waited for a reconnect and were then sent (replayed).
+    pub chunks_replayed: u64,
+    /// Milliseconds of audio dropped.
+    pub audio_ms_dropped: f64,
+    /// Milliseconds of audio waiting.
+    pub audio_ms_queued: f64,
+    /// Socket attempts made.
+    pub attempts: u64,
+    /// Times the session became ready after the first time.
+    pub reconnects: u64,
+    /// Keepalive frames sent.
+    pub keepalives_sent: u64,
+    /// Frames received from the server.
+    pub messages_received: u64,
+    /// Transcripts received.
+    pub transcripts: u64,
+    /// Last sampled `bufferedAmount` of the socket.
+    pub buffered_amount: u64,
+}

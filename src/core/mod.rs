@@ -1,0 +1,30 @@
+//! The sans-IO core: pure Rust, no browser, no clock, no timers, no
+//! randomness of its own. Fed [`Input`]s that carry `now`, drained of
+//! [`Output`]s. Builds and tests natively with `cargo test`.
+#![forbid(unsafe_code)]
+
+pub mod audio;
+mod backoff;
+mod config;
+mod error;
+mod event;
+mod io;
+pub mod json;
+mod protocol;
+mod queue;
+mod rng;
+mod session;
+mod time;
+mod timer;
+mod watchdog;
+
+pub use backoff::Backoff;
+pub use config::{redact_url, validate_url, Config, Provider, ReconnectConfig};
+pub use error::{ConfigError, UsageError};
+pub use event::{DropReason, Dropped, ErrorCode, Event, State, StateChange, Stats, Transcript};
+pub use io::{Frame, Input, Output, SocketId};
+pub use queue::{AudioQueue, Chunk, DropTally};
+pub use rng::Rng;
+pub use session::{Session, CLOSE_STALE};
+pub use time::Instant;
+pub use watchdog::{Expectation, Stale, Watchdog};

@@ -1,0 +1,88 @@
+//! Deepgram live streaming (`/v1/listen`): `Results` messages with
+//! `channel.alternatives[0]`, plus `Metadata`, `UtteranceEnd`,
+//! `SpeechStarted` and error reports.
+
+use super::Parsed;
+use crate::core::event::Transcript;
+use crate::core::json::Value;
+
+pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
+    let v = match Value::parse(text) {
+        Ok(v) => v,
+        Err(e) => return out.push(Parsed::Malformed(e.to_string())),
+    };
+    match v.str_field("type") {
+        Some("Results") => out.push(results(&v)),
+        Some("Metadata" | "UtteranceEnd" | "SpeechStarted" | "Warning") => out.push(Parsed::Message),
+        Some("Error") => {
+            let what = v
+                .str_field("description")
+                .or(v.str_field("message"))
+                .unwrap_or("unspecified server error");
+            out.push(Parsed::ServerError(what.to_string()));
+        }
+        Some(other) => out.push(Parsed::Malformed(format!("unknown message type {other:?}"))),
+        None => out.push(Parsed::Malformed("message without a type".into())),
+    }
+}
+
+fn results(v: &Value) -> Parsed {
+    let Some(alt) = v.get("channel").and_then(|c| c.get("alternatives")).and_then(|a| a.at(0)) else {
+        return Parsed::Malformed("Results without channel.alternatives[0]".into());
+    };
+    let Some(text) = alt.str_field("transcript") else {
+        return Parsed::Malformed("Results without a transcript".into());
+    };
+    let start = v.num_field("start").unwrap_or(0.0);
+    let duration = v.num_field("duration").unwrap_or(0.0);
+    let speaker = alt
+        .get("words")
+        .and_then(|w| w.at(0))
+        .and_then(|w| w.num_field("speaker"))
+        .map(|s| format!("{s}"));
+    let channel = v.get("channel_index").and_then(|c| c.at(0)).and_then(Value::as_f64).unwrap_or(0.0);
+    Parsed::Transcript(Transcript {
+        text: text.to_string(),
+        is_final: v.get("is_final").and_then(Value::as_bool).unwrap_or(false),
+        speech_final: v.get("speech_final").and_then(Value::as_bool).unwrap_or(false),
+        start,
+        end: start + duration,
+        speaker,
+        channel: channel.max(0.0) as u32,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(text: &str) -> Parsed {
+        let mut out = Vec::new();
+        parse(text, &mut out);
+        assert_eq!(out.len(), 1);
+        out.remove(0)
+    }
+
+    #[test]
+    fn results_become_transcripts() {
+        let p = one(
+            r#"{"type":"Results","channel_index":[0,1],"duration":1.5,"start":2.0,"is_final":true,"speech_final":true,
+            "channel":{"alternatives":[{"transcript":"hello world","confidence":0.9,"words":[{"word":"hello","speaker":1}]}]}}"#,
+        );
+        let Parsed::Transcript(t) = p else { panic!("{p:?}") };
+        assert_eq!(t.text, "hello world");
+        assert!(t.is_final && t.speech_final);
+        assert_eq!((t.start, t.end), (2.0, 3.5));
+        assert_eq!(t.speaker.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn unknown_and_malformed_messages_are_reported_not_panicked_on() {
+        assert!(matches!(one("not json"), Parsed::Malformed(_)));
+        assert!(matches!(one(r#"{"type":"Nope"}"#), Parsed::Malformed(_)));
+        assert!(matches!(one(r#"{"type":"Results"}"#), Parsed::Malformed(_)));
+        assert!(matches!(one(r#"[1,2]"#), Parsed::Malformed(_)));
+        assert_eq!(one(r#"{"type":"Metadata","duration":3}"#), Parsed::Message);
+        assert!(matches!(one(r#"{"type":"Error","description":"bad"}"#), Parsed::ServerError(m) if m == "bad"));
+    }
+}

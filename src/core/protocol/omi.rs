@@ -1,0 +1,93 @@
+//! Omi's browser endpoint (`/v4/web/listen`): first-message auth, `ping`
+//! heartbeats, transcripts as JSON arrays of segments, typed event objects.
+
+use super::Parsed;
+use crate::core::event::Transcript;
+use crate::core::io::Frame;
+use crate::core::json::{self, Value};
+
+pub(super) fn auth(token: &str) -> Frame {
+    let mut s = String::from(r#"{"type":"auth","token":"#);
+    json::push_str(&mut s, token);
+    s.push('}');
+    Frame::Text(s)
+}
+
+pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
+    if text == "ping" {
+        return out.push(Parsed::Heartbeat);
+    }
+    let v = match Value::parse(text) {
+        Ok(v) => v,
+        Err(e) => return out.push(Parsed::Malformed(e.to_string())),
+    };
+    match &v {
+        Value::Array(segments) => {
+            for s in segments {
+                out.push(segment(s));
+            }
+        }
+        Value::Object(_) => match v.str_field("type") {
+            Some("auth_response") => match v.get("success").and_then(Value::as_bool) {
+                Some(true) => out.push(Parsed::Ready),
+                _ => {
+                    let why = v.str_field("error").or(v.str_field("message")).unwrap_or("rejected");
+                    out.push(Parsed::AuthRejected(why.to_string()));
+                }
+            },
+            Some("error") => {
+                let what = v.str_field("message").or(v.str_field("error")).unwrap_or("unspecified");
+                out.push(Parsed::ServerError(what.to_string()));
+            }
+            // service_status, memory events, translations...: informational.
+            Some(_) => out.push(Parsed::Message),
+            None => out.push(Parsed::Malformed("object without a type".into())),
+        },
+        _ => out.push(Parsed::Malformed("neither a segment array nor an event object".into())),
+    }
+}
+
+fn segment(s: &Value) -> Parsed {
+    let Some(text) = s.str_field("text") else {
+        return Parsed::Malformed("segment without text".into());
+    };
+    Parsed::Transcript(Transcript {
+        text: text.to_string(),
+        // Omi sends segments as its recogniser commits them.
+        is_final: true,
+        speech_final: false,
+        start: s.num_field("start").unwrap_or(0.0),
+        end: s.num_field("end").unwrap_or(0.0),
+        speaker: s.str_field("speaker").map(str::to_string),
+        channel: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_arrays_auth_and_ping() {
+        let mut out = Vec::new();
+        parse(
+            r#"[{"id":"a","text":"hello","speaker":"SPEAKER_00","speaker_id":0,"is_user":false,"start":0.5,"end":1.0},
+               {"id":"b","text":"world","speaker":"SPEAKER_01","start":1.0,"end":1.4}]"#,
+            &mut out,
+        );
+        parse("ping", &mut out);
+        parse(r#"{"type":"auth_response","success":true}"#, &mut out);
+        parse(r#"{"type":"auth_response","success":false}"#, &mut out);
+        parse(r#"{"type":"service_status","status":"ready"}"#, &mut out);
+        parse(r#"{"no":"type"}"#, &mut out);
+        parse("pong?", &mut out);
+        assert!(matches!(&out[0], Parsed::Transcript(t) if t.text == "hello" && t.speaker.as_deref() == Some("SPEAKER_00")));
+        assert!(matches!(&out[1], Parsed::Transcript(t) if t.text == "world" && t.end == 1.4));
+        assert_eq!(out[2], Parsed::Heartbeat);
+        assert_eq!(out[3], Parsed::Ready);
+        assert!(matches!(out[4], Parsed::AuthRejected(_)));
+        assert_eq!(out[5], Parsed::Message);
+        assert!(matches!(out[6], Parsed::Malformed(_)));
+        assert!(matches!(out[7], Parsed::Malformed(_)));
+    }
+}

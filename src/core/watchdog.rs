@@ -1,0 +1,232 @@
+//! Keepalive and liveness, from wall-clock deadlines.
+//!
+//! The original client checked liveness every 30 s against a 60 s threshold
+//! and lost up to 90 s of audio to a silently dead connection. Here the
+//! deadlines are checked on every input the session receives, so a laptop
+//! waking from sleep or a throttled background tab is caught on the first
+//! event after it, not on the next timer that may never fire on time.
+
+use std::time::Duration;
+
+use super::time::Instant;
+
+/// When the server is expected to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expectation {
+    /// The server sends heartbeats regardless of our traffic (Omi's `ping`
+    /// every 10 s): silence is suspicious at any time.
+    Heartbeat,
+    /// The server answers streamed audio (Deepgram results, generic acks):
+    /// silence is suspicious only once audio went unanswered.
+    AnswersAudio,
+}
+
+/// Why a connection was judged dead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stale {
+    /// No frame arrived for the threshold while one was expected.
+    Silent(Duration),
+    /// `bufferedAmount` did not drain for the threshold.
+    Stalled(Duration),
+    /// The caller was not run for longer than the threshold (sleep, frozen
+    /// tab): keepalives were not sent, so the server has likely given up.
+    Suspended(Duration),
+}
+
+impl Stale {
+    /// The reason for the close frame and the state event.
+    pub fn describe(&self) -> String {
+        match self {
+            Stale::Silent(d) => format!("stale: no frame from the server for {} ms", d.as_millis()),
+            Stale::Stalled(d) => format!("stale: send buffer did not drain for {} ms", d.as_millis()),
+            Stale::Suspended(d) => format!("stale: page was suspended for {} ms", d.as_millis()),
+        }
+    }
+}
+
+/// Liveness and keepalive bookkeeping for one open connection.
+#[derive(Debug, Clone)]
+pub struct Watchdog {
+    expectation: Expectation,
+    stale_after: Duration,
+    stall_after: Duration,
+    keepalive_interval: Duration,
+    last_rx: Instant,
+    last_tx: Instant,
+    /// First audio sent since the last frame received.
+    unanswered_since: Option<Instant>,
+    /// Since when `bufferedAmount` has not decreased (while non-zero).
+    stall_since: Option<Instant>,
+    last_buffered: u64,
+    /// The last time the caller ran us at all.
+    last_seen: Instant,
+}
+
+impl Watchdog {
+    /// Starts watching a connection that became ready at `now`.
+    pub fn new(
+        now: Instant,
+        expectation: Expectation,
+        stale_after: Duration,
+        stall_after: Duration,
+        keepalive_interval: Duration,
+    ) -> Watchdog {
+        Watchdog {
+            expectation,
+            stale_after,
+            stall_after,
+            keepalive_interval,
+            last_rx: now,
+            last_tx: now,
+            unanswered_since: None,
+            stall_since: None,
+            last_buffered: 0,
+            last_seen: now,
+        }
+    }
+
+    /// A frame arrived.
+    pub fn on_rx(&mut self, now: Instant) {
+        self.last_rx = now;
+        self.unanswered_since = None;
+    }
+
+    /// Audio was sent.
+    pub fn on_audio_sent(&mut self, now: Instant) {
+        self.last_tx = now;
+        self.unanswered_since.get_or_insert(now);
+    }
+
+    /// A keepalive (or any non-audio frame) was sent.
+    pub fn on_other_sent(&mut self, now: Instant) {
+        self.last_tx = now;
+    }
+
+    /// A `bufferedAmount` sample.
+    pub fn on_buffered(&mut self, now: Instant, bytes: u64) {
+        if bytes == 0 || bytes < self.last_buffered {
+            // Drained, or draining: progress restarts the window.
+            self.stall_since = if bytes == 0 { None } else { Some(now) };
+        } else {
+            self.stall_since.get_or_insert(now);
+        }
+        self.last_buffered = bytes;
+    }
+
+    /// Checks every deadline against `now`; call on every input.
+    pub fn check(&mut self, now: Instant) -> Option<Stale> {
+        let gap = now.saturating_duration_since(self.last_seen);
+        self.last_seen = now;
+        // Timers fire at least every keepalive interval while open, so a gap
+        // this long means the page did not run: sleep or a frozen tab.
+        if gap >= self.stale_after {
+            return Some(Stale::Suspended(gap));
+        }
+        let silent_since = match self.expectation {
+            Expectation::Heartbeat => Some(self.last_rx),
+            Expectation::AnswersAudio => self.unanswered_since.map(|t| t.max(self.last_rx)),
+        };
+        if let Some(since) = silent_since {
+            let silent = now.saturating_duration_since(since);
+            if silent >= self.stale_after {
+                return Some(Stale::Silent(silent));
+            }
+        }
+        if let Some(since) = self.stall_since {
+            let stalled = now.saturating_duration_since(since);
+            if stalled >= self.stall_after {
+                return Some(Stale::Stalled(stalled));
+            }
+        }
+        None
+    }
+
+    /// Whether a keepalive should go out now (no frame sent for the interval).
+    pub fn keepalive_due(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_tx) >= self.keepalive_interval
+    }
+
+    /// The earliest instant at which `check` or `keepalive_due` may change.
+    pub fn next_deadline(&self) -> Instant {
+        let mut t = self.last_tx + self.keepalive_interval;
+        let silent_since = match self.expectation {
+            Expectation::Heartbeat => Some(self.last_rx),
+            Expectation::AnswersAudio => self.unanswered_since.map(|s| s.max(self.last_rx)),
+        };
+        if let Some(s) = silent_since {
+            t = t.min(s + self.stale_after);
+        }
+        if let Some(s) = self.stall_since {
+            t = t.min(s + self.stall_after);
+        }
+        t
+    }
+
+    /// The last `bufferedAmount` sample.
+    pub fn buffered(&self) -> u64 {
+        self.last_buffered
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    fn dog(e: Expectation) -> Watchdog {
+        Watchdog::new(t(0), e, Duration::from_secs(25), Duration::from_secs(10), Duration::from_secs(5))
+    }
+
+    #[test]
+    fn unanswered_audio_becomes_stale_after_threshold_only() {
+        let mut w = dog(Expectation::AnswersAudio);
+        // Idle with keepalives: the server owes us nothing.
+        for s in (0..100).step_by(4) {
+            assert_eq!(w.check(t(s * 1000)), None);
+            w.on_other_sent(t(s * 1000));
+        }
+        w.on_audio_sent(t(100_000));
+        for s in 100..125 {
+            w.on_audio_sent(t(s * 1000));
+            assert_eq!(w.check(t(s * 1000)), None, "at {s} s");
+        }
+        assert_eq!(w.next_deadline(), t(124_000 + 5_000).min(t(125_000)));
+        assert!(matches!(w.check(t(125_000)), Some(Stale::Silent(_))));
+    }
+
+    #[test]
+    fn heartbeat_silence_is_stale_even_without_audio() {
+        let mut w = dog(Expectation::Heartbeat);
+        for s in 0..10 {
+            w.on_other_sent(t(s * 2400));
+            assert_eq!(w.check(t(s * 2400)), None);
+        }
+        w.on_rx(t(24_000));
+        assert_eq!(w.check(t(48_000)), None);
+        assert!(matches!(w.check(t(49_000)), Some(Stale::Silent(_))));
+    }
+
+    #[test]
+    fn laptop_sleep_is_detected_on_first_event_after_wake() {
+        let mut w = dog(Expectation::AnswersAudio);
+        assert_eq!(w.check(t(1_000)), None);
+        assert!(matches!(w.check(t(1_000 + 40 * 60_000)), Some(Stale::Suspended(_))));
+    }
+
+    #[test]
+    fn send_buffer_that_never_drains_is_a_stall() {
+        let mut w = dog(Expectation::AnswersAudio);
+        w.on_buffered(t(1_000), 3_200);
+        w.on_rx(t(2_000));
+        w.on_buffered(t(5_000), 6_400);
+        assert_eq!(w.check(t(5_000)), None);
+        w.on_buffered(t(8_000), 4_000); // draining: window restarts
+        w.on_rx(t(9_000));
+        assert_eq!(w.check(t(17_000)), None);
+        w.on_rx(t(17_500));
+        assert!(matches!(w.check(t(18_000)), Some(Stale::Stalled(_))));
+    }
+}
