@@ -68,7 +68,10 @@ mod tests {
             prev = Some(d);
         }
         // Jitter drawn per attempt: consecutive delays at the cap still differ.
-        assert!(distinct > 9_000, "only {distinct} distinct consecutive delays");
+        assert!(
+            distinct > 9_000,
+            "only {distinct} distinct consecutive delays"
+        );
     }
 
     #[test]
@@ -79,6 +82,9 @@ mod tests {
         };
         let mut b = Backoff::new(cfg, 1);
         let ms: Vec<u128> = (1..=9).map(|a| b.delay(a).as_millis()).collect();
-        assert_eq!(ms, [500, 1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000]);
+        assert_eq!(
+            ms,
+            [500, 1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000]
+        );
     }
 }

@@ -178,7 +178,11 @@ impl Config {
             }
         }
         if !(8_000..=48_000).contains(&self.sample_rate) {
-            return Err(ConfigError::new("sampleRate", self.sample_rate, "8000..=48000"));
+            return Err(ConfigError::new(
+                "sampleRate",
+                self.sample_rate,
+                "8000..=48000",
+            ));
         }
         if !(10..=1000).contains(&self.chunk_ms) {
             return Err(ConfigError::new("chunkMs", self.chunk_ms, "10..=1000"));
@@ -190,17 +194,32 @@ impl Config {
             return Err(ConfigError::new(
                 "reconnect.maxDelayMs",
                 r.max_delay.as_millis(),
-                format!(">= reconnect.initialDelayMs ({})", r.initial_delay.as_millis()),
+                format!(
+                    ">= reconnect.initialDelayMs ({})",
+                    r.initial_delay.as_millis()
+                ),
             ));
         }
         if !(r.multiplier.is_finite() && (1.0..=10.0).contains(&r.multiplier)) {
-            return Err(ConfigError::new("reconnect.multiplier", r.multiplier, "a number in 1..=10"));
+            return Err(ConfigError::new(
+                "reconnect.multiplier",
+                r.multiplier,
+                "a number in 1..=10",
+            ));
         }
         if !(r.jitter.is_finite() && (0.0..=1.0).contains(&r.jitter)) {
-            return Err(ConfigError::new("reconnect.jitter", r.jitter, "a number in 0..=1"));
+            return Err(ConfigError::new(
+                "reconnect.jitter",
+                r.jitter,
+                "a number in 0..=1",
+            ));
         }
         if r.max_attempts == Some(0) {
-            return Err(ConfigError::new("reconnect.maxAttempts", 0, "an integer >= 1 or Infinity"));
+            return Err(ConfigError::new(
+                "reconnect.maxAttempts",
+                0,
+                "an integer >= 1 or Infinity",
+            ));
         }
         positive("reconnect.resetAfterMs", r.reset_after)?;
         positive("keepalive.intervalMs", self.keepalive_interval)?;
@@ -210,7 +229,10 @@ impl Config {
             return Err(ConfigError::new(
                 "watchdog.staleAfterMs",
                 self.stale_after.as_millis(),
-                format!("> keepalive.intervalMs ({})", self.keepalive_interval.as_millis()),
+                format!(
+                    "> keepalive.intervalMs ({})",
+                    self.keepalive_interval.as_millis()
+                ),
             ));
         }
         positive("buffer.ttlMs", self.ttl)?;
@@ -218,11 +240,20 @@ impl Config {
             return Err(ConfigError::new(
                 "buffer.maxBytes",
                 self.max_bytes,
-                format!(">= one chunk ({} bytes at {} Hz, {} ms)", self.chunk_bytes(), self.sample_rate, self.chunk_ms),
+                format!(
+                    ">= one chunk ({} bytes at {} Hz, {} ms)",
+                    self.chunk_bytes(),
+                    self.sample_rate,
+                    self.chunk_ms
+                ),
             ));
         }
         if !(self.replay_rate.is_finite() && (1.0..=100.0).contains(&self.replay_rate)) {
-            return Err(ConfigError::new("buffer.replayRate", self.replay_rate, "a number in 1..=100"));
+            return Err(ConfigError::new(
+                "buffer.replayRate",
+                self.replay_rate,
+                "a number in 1..=100",
+            ));
         }
         positive("connectTimeoutMs", self.connect_timeout)?;
         positive("closeTimeoutMs", self.close_timeout)?;
@@ -232,7 +263,11 @@ impl Config {
 
 fn positive(field: &'static str, d: Duration) -> Result<(), ConfigError> {
     if d.is_zero() {
-        return Err(ConfigError::new(field, 0, "a positive number of milliseconds"));
+        return Err(ConfigError::new(
+            field,
+            0,
+            "a positive number of milliseconds",
+        ));
     }
     Ok(())
 }
@@ -240,7 +275,8 @@ fn positive(field: &'static str, d: Duration) -> Result<(), ConfigError> {
 /// RFC 7230 `token` characters, as WebSocket subprotocols require.
 pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Shows the first characters of a possibly secret value, never all of it.
@@ -254,7 +290,13 @@ pub(crate) fn redact(s: &str) -> String {
 
 /// Checks a WebSocket URL: `ws://` or `wss://`, a host, no fragment, no spaces.
 pub fn validate_url(url: &str) -> Result<(), ConfigError> {
-    let bad = |expected: &str| Err(ConfigError::new("url", format!("{:?}", redact_url(url)), expected));
+    let bad = |expected: &str| {
+        Err(ConfigError::new(
+            "url",
+            format!("{:?}", redact_url(url)),
+            expected,
+        ))
+    };
     let rest = if let Some(r) = url.strip_prefix("wss://") {
         r
     } else if let Some(r) = url.strip_prefix("ws://") {
@@ -310,19 +352,39 @@ mod tests {
             (|c| c.url = "wss://".into(), "url", "wss://"),
             (|c| c.url = "wss://h:99999/".into(), "url", "h:99999"),
             (|c| c.url = "not a url".into(), "url", "not a url"),
-            (|c| c.reconnect.initial_delay = Duration::ZERO, "reconnect.initialDelayMs", "0"),
+            (
+                |c| c.reconnect.initial_delay = Duration::ZERO,
+                "reconnect.initialDelayMs",
+                "0",
+            ),
             (
                 |c| c.reconnect.max_delay = Duration::from_millis(100),
                 "reconnect.maxDelayMs",
                 "100",
             ),
             (|c| c.reconnect.jitter = 1.5, "reconnect.jitter", "1.5"),
-            (|c| c.reconnect.multiplier = f64::NAN, "reconnect.multiplier", "NaN"),
-            (|c| c.reconnect.max_attempts = Some(0), "reconnect.maxAttempts", "0"),
+            (
+                |c| c.reconnect.multiplier = f64::NAN,
+                "reconnect.multiplier",
+                "NaN",
+            ),
+            (
+                |c| c.reconnect.max_attempts = Some(0),
+                "reconnect.maxAttempts",
+                "0",
+            ),
             (|c| c.ttl = Duration::ZERO, "buffer.ttlMs", "0"),
             (|c| c.max_bytes = 100, "buffer.maxBytes", "100"),
-            (|c| c.keepalive_interval = Duration::ZERO, "keepalive.intervalMs", "0"),
-            (|c| c.stale_after = Duration::from_secs(1), "watchdog.staleAfterMs", "1000"),
+            (
+                |c| c.keepalive_interval = Duration::ZERO,
+                "keepalive.intervalMs",
+                "0",
+            ),
+            (
+                |c| c.stale_after = Duration::from_secs(1),
+                "watchdog.staleAfterMs",
+                "1000",
+            ),
             (|c| c.sample_rate = 1, "sampleRate", "1"),
             (|c| c.chunk_ms = 0, "chunkMs", "0"),
             (|c| c.replay_rate = 0.5, "buffer.replayRate", "0.5"),

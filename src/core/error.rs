@@ -16,7 +16,11 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(field: &'static str, value: impl fmt::Display, expected: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        field: &'static str,
+        value: impl fmt::Display,
+        expected: impl Into<String>,
+    ) -> Self {
         ConfigError {
             field,
             value: value.to_string(),
@@ -27,7 +31,11 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid option `{}`: got {}, expected {}", self.field, self.value, self.expected)
+        write!(
+            f,
+            "invalid option `{}`: got {}, expected {}",
+            self.field, self.value, self.expected
+        )
     }
 }
 

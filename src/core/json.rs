@@ -223,7 +223,10 @@ impl Parser<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, ParseError> {
-        let digits = self.s.get(self.i..self.i + 4).ok_or(self.err("short \\u escape"))?;
+        let digits = self
+            .s
+            .get(self.i..self.i + 4)
+            .ok_or(self.err("short \\u escape"))?;
         let text = std::str::from_utf8(digits).map_err(|_| self.err("bad \\u escape"))?;
         let v = u32::from_str_radix(text, 16).map_err(|_| self.err("bad \\u escape"))?;
         self.i += 4;
@@ -317,13 +320,28 @@ mod tests {
         assert_eq!(v.str_field("type"), Some("Results"));
         assert_eq!(v.get("is_final").and_then(Value::as_bool), Some(true));
         assert_eq!(v.num_field("start"), Some(1.5));
-        let alt = v.get("channel").and_then(|c| c.get("alternatives")).and_then(|a| a.at(0)).unwrap();
+        let alt = v
+            .get("channel")
+            .and_then(|c| c.get("alternatives"))
+            .and_then(|a| a.at(0))
+            .unwrap();
         assert_eq!(alt.str_field("transcript"), Some("héllo \"w\""));
     }
 
     #[test]
     fn malformed_input_is_an_error_not_a_panic() {
-        for bad in ["", "{", "[1,", "{\"a\" 1}", "tru", "\"abc", "1e999", "[1]x", "{\"a\":\"\\x\"}", "\"\\u12\""] {
+        for bad in [
+            "",
+            "{",
+            "[1,",
+            "{\"a\" 1}",
+            "tru",
+            "\"abc",
+            "1e999",
+            "[1]x",
+            "{\"a\":\"\\x\"}",
+            "\"\\u12\"",
+        ] {
             assert!(Value::parse(bad).is_err(), "{bad:?} should not parse");
         }
         let deep = "[".repeat(10_000);

@@ -168,7 +168,11 @@ impl AudioQueue {
         }
         // Resends still waiting that the server already had (an ack that
         // arrived after the reconnect) need not go out again.
-        while self.pending.front().is_some_and(|c| c.resend && c.end() <= offset) {
+        while self
+            .pending
+            .front()
+            .is_some_and(|c| c.resend && c.end() <= offset)
+        {
             let c = self.pending.pop_front().expect("front exists");
             self.pending_bytes -= c.data.len();
             acked += c.data.len() as u64;
@@ -209,7 +213,11 @@ impl AudioQueue {
 
     /// Unsent bytes that were never sent before (what `stats().bytesQueued` counts).
     pub fn unsent_bytes(&self) -> u64 {
-        self.pending.iter().filter(|c| !c.resend).map(|c| c.data.len() as u64).sum()
+        self.pending
+            .iter()
+            .filter(|c| !c.resend)
+            .map(|c| c.data.len() as u64)
+            .sum()
     }
 
     /// Unsent chunks that were never sent before.
@@ -289,7 +297,9 @@ mod tests {
         }
         assert_eq!(q.ack(3200), 3200);
         q.rewind();
-        let order: Vec<(u64, bool)> = std::iter::from_fn(|| q.pop_front()).map(|c| (c.seq, c.resend)).collect();
+        let order: Vec<(u64, bool)> = std::iter::from_fn(|| q.pop_front())
+            .map(|c| (c.seq, c.resend))
+            .collect();
         assert_eq!(order, [(1, true), (2, true), (3, false)]);
         assert!(d.is_empty());
     }

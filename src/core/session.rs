@@ -94,7 +94,9 @@ impl Pacer {
             self.credit_ms -= cost_ms;
             return Ok(());
         }
-        let wait = ((cost_ms.min(REPLAY_BURST_MS) - self.credit_ms) / self.rate).ceil().max(1.0);
+        let wait = ((cost_ms.min(REPLAY_BURST_MS) - self.credit_ms) / self.rate)
+            .ceil()
+            .max(1.0);
         Err(now + Duration::from_millis(wait as u64))
     }
 }
@@ -143,7 +145,10 @@ impl Session {
     /// A session in `idle`, validating the configuration.
     pub fn new(cfg: Config) -> Result<Session, ConfigError> {
         cfg.validate()?;
-        if cfg.provider == super::config::Provider::Omi && cfg.token.is_none() && !cfg.token_callback {
+        if cfg.provider == super::config::Provider::Omi
+            && cfg.token.is_none()
+            && !cfg.token_callback
+        {
             return Err(ConfigError::new(
                 "token",
                 "undefined",
@@ -224,7 +229,9 @@ impl Session {
     /// last and says when to call back with [`Input::Timeout`].
     #[must_use = "outputs are the session's effects: each must be carried out"]
     pub fn poll_output(&mut self) -> Output {
-        self.out.pop_front().unwrap_or(Output::Timeout(self.timers.next()))
+        self.out
+            .pop_front()
+            .unwrap_or(Output::Timeout(self.timers.next()))
     }
 
     /// Feeds one input that happened at `now`. A `now` earlier than a
@@ -326,12 +333,21 @@ impl Session {
     }
 
     fn handle_opened(&mut self, now: Instant, id: SocketId) {
-        let Some(sock) = self.current_mut(id) else { return };
+        let Some(sock) = self.current_mut(id) else {
+            return;
+        };
         if sock.phase != Phase::Connecting {
             return;
         }
-        let resume = self.queue.front().map(|c| c.offset).unwrap_or(self.next_offset);
-        if let Some(frame) = self.proto.first_frame(self.token.as_deref(), &self.stream_id, resume) {
+        let resume = self
+            .queue
+            .front()
+            .map(|c| c.offset)
+            .unwrap_or(self.next_offset);
+        if let Some(frame) = self
+            .proto
+            .first_frame(self.token.as_deref(), &self.stream_id, resume)
+        {
             self.sent_offset = resume;
             self.send(id, frame);
         }
@@ -356,11 +372,14 @@ impl Session {
             cfg.stall_after,
             cfg.keepalive_interval,
         );
-        let Some(sock) = self.socket.as_mut() else { return };
+        let Some(sock) = self.socket.as_mut() else {
+            return;
+        };
         sock.phase = Phase::Ready;
         sock.watchdog = Some(watchdog);
         self.timers.clear(Timer::Connect);
-        self.timers.set(Timer::ResetAttempts, now + self.cfg.reconnect.reset_after);
+        self.timers
+            .set(Timer::ResetAttempts, now + self.cfg.reconnect.reset_after);
         self.connections += 1;
         if self.connections > 1 {
             self.stats.reconnects += 1;
@@ -400,7 +419,9 @@ impl Session {
 
     /// Bookkeeping common to every frame; false for stale sockets.
     fn on_frame(&mut self, now: Instant, id: SocketId) -> bool {
-        let Some(sock) = self.current_mut(id) else { return false };
+        let Some(sock) = self.current_mut(id) else {
+            return false;
+        };
         sock.offline_unconfirmed = false;
         if let Some(w) = sock.watchdog.as_mut() {
             w.on_rx(now);
@@ -409,7 +430,14 @@ impl Session {
         true
     }
 
-    fn apply(&mut self, now: Instant, id: SocketId, p: Parsed, text: &str, message_sent: &mut bool) {
+    fn apply(
+        &mut self,
+        now: Instant,
+        id: SocketId,
+        p: Parsed,
+        text: &str,
+        message_sent: &mut bool,
+    ) {
         let mut message = |s: &mut Session| {
             if !*message_sent {
                 *message_sent = true;
@@ -422,7 +450,11 @@ impl Session {
                 self.emit(Event::Transcript(t));
             }
             Parsed::Ready => {
-                if self.socket.as_ref().is_some_and(|s| s.phase == Phase::Handshake) {
+                if self
+                    .socket
+                    .as_ref()
+                    .is_some_and(|s| s.phase == Phase::Handshake)
+                {
                     let resume = self.sent_offset;
                     self.became_ready(now, resume);
                 }
@@ -430,7 +462,11 @@ impl Session {
             Parsed::AuthRejected(why) => {
                 message(self);
                 self.close_socket(id, 1000, "authentication rejected");
-                self.fail(ErrorCode::AuthFailed, format!("the server rejected the credentials: {why}"), None);
+                self.fail(
+                    ErrorCode::AuthFailed,
+                    format!("the server rejected the credentials: {why}"),
+                    None,
+                );
             }
             Parsed::Ack(offset) => {
                 if offset > self.acked_offset {
@@ -452,7 +488,11 @@ impl Session {
             }
             Parsed::Malformed(m) => {
                 message(self);
-                self.emit_error(ErrorCode::MalformedMessage, format!("could not understand a server message: {m}"), false);
+                self.emit_error(
+                    ErrorCode::MalformedMessage,
+                    format!("could not understand a server message: {m}"),
+                    false,
+                );
             }
         }
     }
@@ -466,7 +506,11 @@ impl Session {
         let described = describe_close(code, reason);
         match self.proto.classify_close(code, reason, finishing) {
             CloseClass::Finished => self.finish(Some(code), non_empty(reason, "finished")),
-            CloseClass::Fatal(err) => self.fail(err, format!("the server closed the connection: {described}"), Some(code)),
+            CloseClass::Fatal(err) => self.fail(
+                err,
+                format!("the server closed the connection: {described}"),
+                Some(code),
+            ),
             CloseClass::Retry => self.connection_lost(now, described, false),
         }
     }
@@ -490,7 +534,11 @@ impl Session {
         }
     }
 
-    fn handle_token(&mut self, now: Instant, result: Result<String, String>) -> Result<(), UsageError> {
+    fn handle_token(
+        &mut self,
+        now: Instant,
+        result: Result<String, String>,
+    ) -> Result<(), UsageError> {
         if !self.awaiting_token {
             // A late answer to an attempt that already timed out, or a
             // caller bug: either way nothing to do with it.
@@ -503,12 +551,20 @@ impl Session {
                 self.open_socket();
             }
             Ok(_) => {
-                self.emit_error(ErrorCode::TokenFailed, "getToken returned an empty or malformed token".into(), false);
+                self.emit_error(
+                    ErrorCode::TokenFailed,
+                    "getToken returned an empty or malformed token".into(),
+                    false,
+                );
                 self.timers.clear(Timer::Connect);
                 self.connection_lost(now, "getToken returned an unusable token".into(), false);
             }
             Err(why) => {
-                self.emit_error(ErrorCode::TokenFailed, format!("getToken failed: {why}"), false);
+                self.emit_error(
+                    ErrorCode::TokenFailed,
+                    format!("getToken failed: {why}"),
+                    false,
+                );
                 self.timers.clear(Timer::Connect);
                 self.connection_lost(now, "getToken failed".into(), false);
             }
@@ -581,7 +637,8 @@ impl Session {
 
     fn start_attempt(&mut self, now: Instant) {
         self.stats.attempts += 1;
-        self.timers.set(Timer::Connect, now + self.cfg.connect_timeout);
+        self.timers
+            .set(Timer::Connect, now + self.cfg.connect_timeout);
         if self.state != State::Closing {
             self.set_state(State::Connecting, None, None);
         }
@@ -616,7 +673,11 @@ impl Session {
             self.close_socket(id, CLOSE_STALE, "connect timeout");
         }
         let secs = self.cfg.connect_timeout.as_millis();
-        self.emit_error(ErrorCode::ConnectTimeout, format!("the connection was not ready within {secs} ms"), false);
+        self.emit_error(
+            ErrorCode::ConnectTimeout,
+            format!("the connection was not ready within {secs} ms"),
+            false,
+        );
         self.connection_lost(now, format!("not ready within {secs} ms"), false);
     }
 
@@ -633,7 +694,10 @@ impl Session {
         self.failures = self.failures.saturating_add(1);
         if let Some(max) = self.cfg.reconnect.max_attempts {
             if self.failures >= max {
-                let msg = format!("gave up after {} consecutive failed attempts (last: {reason})", self.failures);
+                let msg = format!(
+                    "gave up after {} consecutive failed attempts (last: {reason})",
+                    self.failures
+                );
                 self.fail(ErrorCode::MaxAttempts, msg, None);
                 return;
             }
@@ -662,8 +726,12 @@ impl Session {
     }
 
     fn check_liveness(&mut self, now: Instant) {
-        let Some(sock) = self.socket.as_mut() else { return };
-        let Some(w) = sock.watchdog.as_mut() else { return };
+        let Some(sock) = self.socket.as_mut() else {
+            return;
+        };
+        let Some(w) = sock.watchdog.as_mut() else {
+            return;
+        };
         if let Some(stale) = w.check(now) {
             let id = sock.id;
             self.close_socket(id, CLOSE_STALE, "stale");
@@ -755,7 +823,11 @@ impl Session {
             return;
         }
         let bytes_per_ms = self.cfg.bytes_per_ms();
-        let buffered = self.socket.as_ref().and_then(|s| s.watchdog.as_ref()).map_or(0, Watchdog::buffered);
+        let buffered = self
+            .socket
+            .as_ref()
+            .and_then(|s| s.watchdog.as_ref())
+            .map_or(0, Watchdog::buffered);
         let mut sent_audio = false;
         while let Some(front) = self.queue.front() {
             if buffered > HIGH_WATER {
@@ -785,10 +857,12 @@ impl Session {
                 }
             }
             if self.proto.acks() {
-                self.out.push_back(Output::Send(id, Frame::Binary(chunk.data.clone())));
+                self.out
+                    .push_back(Output::Send(id, Frame::Binary(chunk.data.clone())));
                 self.queue.keep_unacked(chunk);
             } else {
-                self.out.push_back(Output::Send(id, Frame::Binary(chunk.data)));
+                self.out
+                    .push_back(Output::Send(id, Frame::Binary(chunk.data)));
             }
             sent_audio = true;
         }
@@ -803,7 +877,9 @@ impl Session {
     }
 
     fn finalize(&mut self, now: Instant, id: SocketId) {
-        let Some(closing) = self.closing.as_mut() else { return };
+        let Some(closing) = self.closing.as_mut() else {
+            return;
+        };
         closing.finalize_sent = true;
         match self.proto.finalize() {
             Some(frame) => self.send(id, frame),
@@ -871,7 +947,11 @@ impl Session {
     }
 
     fn emit_error(&mut self, code: ErrorCode, message: String, fatal: bool) {
-        self.emit(Event::Error { code, message, fatal });
+        self.emit(Event::Error {
+            code,
+            message,
+            fatal,
+        });
     }
 
     fn report_drops(&mut self) {
@@ -896,7 +976,10 @@ impl Session {
     }
 
     fn ready_id(&self) -> Option<SocketId> {
-        self.socket.as_ref().filter(|s| s.phase == Phase::Ready).map(|s| s.id)
+        self.socket
+            .as_ref()
+            .filter(|s| s.phase == Phase::Ready)
+            .map(|s| s.id)
     }
 
     fn is_ready(&self) -> bool {
@@ -919,4 +1002,3 @@ fn non_empty(s: &str, default: &str) -> String {
         s.to_string()
     }
 }
-

@@ -38,7 +38,9 @@ impl Stale {
     pub fn describe(&self) -> String {
         match self {
             Stale::Silent(d) => format!("stale: no frame from the server for {} ms", d.as_millis()),
-            Stale::Stalled(d) => format!("stale: send buffer did not drain for {} ms", d.as_millis()),
+            Stale::Stalled(d) => {
+                format!("stale: send buffer did not drain for {} ms", d.as_millis())
+            }
             Stale::Suspended(d) => format!("stale: page was suspended for {} ms", d.as_millis()),
         }
     }
@@ -177,7 +179,13 @@ mod tests {
     }
 
     fn dog(e: Expectation) -> Watchdog {
-        Watchdog::new(t(0), e, Duration::from_secs(25), Duration::from_secs(10), Duration::from_secs(5))
+        Watchdog::new(
+            t(0),
+            e,
+            Duration::from_secs(25),
+            Duration::from_secs(10),
+            Duration::from_secs(5),
+        )
     }
 
     #[test]
@@ -205,6 +213,8 @@ mod tests {
             assert_eq!(w.check(t(s * 2400)), None);
         }
         w.on_rx(t(24_000));
+        assert_eq!(w.check(t(24_000)), None);
+        assert_eq!(w.check(t(36_000)), None);
         assert_eq!(w.check(t(48_000)), None);
         assert!(matches!(w.check(t(49_000)), Some(Stale::Silent(_))));
     }
@@ -213,7 +223,10 @@ mod tests {
     fn laptop_sleep_is_detected_on_first_event_after_wake() {
         let mut w = dog(Expectation::AnswersAudio);
         assert_eq!(w.check(t(1_000)), None);
-        assert!(matches!(w.check(t(1_000 + 40 * 60_000)), Some(Stale::Suspended(_))));
+        assert!(matches!(
+            w.check(t(1_000 + 40 * 60_000)),
+            Some(Stale::Suspended(_))
+        ));
     }
 
     #[test]

@@ -13,7 +13,9 @@ pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
     };
     match v.str_field("type") {
         Some("Results") => out.push(results(&v)),
-        Some("Metadata" | "UtteranceEnd" | "SpeechStarted" | "Warning") => out.push(Parsed::Message),
+        Some("Metadata" | "UtteranceEnd" | "SpeechStarted" | "Warning") => {
+            out.push(Parsed::Message)
+        }
         Some("Error") => {
             let what = v
                 .str_field("description")
@@ -27,7 +29,11 @@ pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
 }
 
 fn results(v: &Value) -> Parsed {
-    let Some(alt) = v.get("channel").and_then(|c| c.get("alternatives")).and_then(|a| a.at(0)) else {
+    let Some(alt) = v
+        .get("channel")
+        .and_then(|c| c.get("alternatives"))
+        .and_then(|a| a.at(0))
+    else {
         return Parsed::Malformed("Results without channel.alternatives[0]".into());
     };
     let Some(text) = alt.str_field("transcript") else {
@@ -40,11 +46,18 @@ fn results(v: &Value) -> Parsed {
         .and_then(|w| w.at(0))
         .and_then(|w| w.num_field("speaker"))
         .map(|s| format!("{s}"));
-    let channel = v.get("channel_index").and_then(|c| c.at(0)).and_then(Value::as_f64).unwrap_or(0.0);
+    let channel = v
+        .get("channel_index")
+        .and_then(|c| c.at(0))
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
     Parsed::Transcript(Transcript {
         text: text.to_string(),
         is_final: v.get("is_final").and_then(Value::as_bool).unwrap_or(false),
-        speech_final: v.get("speech_final").and_then(Value::as_bool).unwrap_or(false),
+        speech_final: v
+            .get("speech_final")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         start,
         end: start + duration,
         speaker,
@@ -69,7 +82,9 @@ mod tests {
             r#"{"type":"Results","channel_index":[0,1],"duration":1.5,"start":2.0,"is_final":true,"speech_final":true,
             "channel":{"alternatives":[{"transcript":"hello world","confidence":0.9,"words":[{"word":"hello","speaker":1}]}]}}"#,
         );
-        let Parsed::Transcript(t) = p else { panic!("{p:?}") };
+        let Parsed::Transcript(t) = p else {
+            panic!("{p:?}")
+        };
         assert_eq!(t.text, "hello world");
         assert!(t.is_final && t.speech_final);
         assert_eq!((t.start, t.end), (2.0, 3.5));
@@ -83,6 +98,8 @@ mod tests {
         assert!(matches!(one(r#"{"type":"Results"}"#), Parsed::Malformed(_)));
         assert!(matches!(one(r#"[1,2]"#), Parsed::Malformed(_)));
         assert_eq!(one(r#"{"type":"Metadata","duration":3}"#), Parsed::Message);
-        assert!(matches!(one(r#"{"type":"Error","description":"bad"}"#), Parsed::ServerError(m) if m == "bad"));
+        assert!(
+            matches!(one(r#"{"type":"Error","description":"bad"}"#), Parsed::ServerError(m) if m == "bad")
+        );
     }
 }

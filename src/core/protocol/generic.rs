@@ -35,7 +35,10 @@ pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
             Some(text) => Parsed::Transcript(Transcript {
                 text: text.to_string(),
                 is_final: v.get("is_final").and_then(Value::as_bool).unwrap_or(false),
-                speech_final: v.get("speech_final").and_then(Value::as_bool).unwrap_or(false),
+                speech_final: v
+                    .get("speech_final")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
                 start: v.num_field("start").unwrap_or(0.0),
                 end: v.num_field("end").unwrap_or(0.0),
                 speaker: v.str_field("speaker").map(str::to_string),
@@ -43,7 +46,9 @@ pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
             }),
             None => Parsed::Malformed("transcript without text".into()),
         },
-        Some("error") => Parsed::ServerError(v.str_field("message").unwrap_or("unspecified").to_string()),
+        Some("error") => {
+            Parsed::ServerError(v.str_field("message").unwrap_or("unspecified").to_string())
+        }
         Some(other) => Parsed::Malformed(format!("unknown message type {other:?}")),
         None => Parsed::Malformed("message without a type".into()),
     };
@@ -71,6 +76,9 @@ mod tests {
         assert!(matches!(&out[2], Parsed::Transcript(t) if t.is_final && t.text == "hi"));
         assert_eq!(out[3], Parsed::Finished);
         assert_eq!(out[4], Parsed::Heartbeat);
-        assert_eq!(start("s1", 3200), Frame::Text(r#"{"type":"start","stream":"s1","offset":3200}"#.into()));
+        assert_eq!(
+            start("s1", 3200),
+            Frame::Text(r#"{"type":"start","stream":"s1","offset":3200}"#.into())
+        );
     }
 }

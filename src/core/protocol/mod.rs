@@ -61,14 +61,22 @@ impl Protocol {
     pub(crate) fn url(&self, cfg: &Config) -> String {
         let rate = cfg.sample_rate.to_string();
         let mut params: Vec<(&str, &str)> = match self.provider {
-            Provider::Deepgram => vec![("encoding", "linear16"), ("sample_rate", &rate), ("channels", "1")],
+            Provider::Deepgram => vec![
+                ("encoding", "linear16"),
+                ("sample_rate", &rate),
+                ("channels", "1"),
+            ],
             Provider::Omi => vec![
                 ("language", "en"),
                 ("sample_rate", &rate),
                 ("codec", "pcm16"),
                 ("channels", "1"),
             ],
-            Provider::Generic => vec![("encoding", "linear16"), ("sample_rate", &rate), ("channels", "1")],
+            Provider::Generic => vec![
+                ("encoding", "linear16"),
+                ("sample_rate", &rate),
+                ("channels", "1"),
+            ],
         };
         if let Some(lang) = &cfg.language {
             params.retain(|(k, _)| *k != "language");
@@ -85,7 +93,13 @@ impl Protocol {
             out.push("token".to_string());
             out.push(t.to_string());
         }
-        out.extend(cfg.protocols.iter().filter(|p| !out.contains(p)).cloned().collect::<Vec<_>>());
+        out.extend(
+            cfg.protocols
+                .iter()
+                .filter(|p| !out.contains(p))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
         out
     }
 
@@ -100,7 +114,12 @@ impl Protocol {
     }
 
     /// The first frame after open, if any: Omi's auth, generic's start.
-    pub(crate) fn first_frame(&self, token: Option<&str>, stream: &str, offset: u64) -> Option<Frame> {
+    pub(crate) fn first_frame(
+        &self,
+        token: Option<&str>,
+        stream: &str,
+        offset: u64,
+    ) -> Option<Frame> {
         match self.provider {
             Provider::Deepgram => None,
             Provider::Omi => Some(omi::auth(token.unwrap_or(""))),
@@ -191,7 +210,11 @@ impl Protocol {
 pub(crate) fn append_query(url: &str, params: &[(&str, &str)]) -> String {
     let existing: Vec<&str> = url
         .split_once('?')
-        .map(|(_, q)| q.split('&').map(|kv| kv.split('=').next().unwrap_or("")).collect())
+        .map(|(_, q)| {
+            q.split('&')
+                .map(|kv| kv.split('=').next().unwrap_or(""))
+                .collect()
+        })
         .unwrap_or_default();
     let mut out = url.to_string();
     for (k, v) in params {
@@ -225,7 +248,10 @@ mod tests {
 
     #[test]
     fn url_gets_provider_parameters_without_overriding_the_users() {
-        let mut cfg = Config::new(Provider::Deepgram, "wss://h/v1/listen?model=nova-3&sample_rate=48000");
+        let mut cfg = Config::new(
+            Provider::Deepgram,
+            "wss://h/v1/listen?model=nova-3&sample_rate=48000",
+        );
         cfg.language = Some("en US".into());
         let url = Protocol::new(Provider::Deepgram).url(&cfg);
         assert_eq!(
@@ -260,11 +286,23 @@ mod tests {
         for code in [1000, 1001, 1005, 1006, 1011, 1012, 1013, 1014, 4000, 4999] {
             assert_eq!(dg.classify_close(code, "", false), Retry, "{code}");
         }
-        assert_eq!(dg.classify_close(1008, "", false), Fatal(ErrorCode::AuthFailed));
-        assert_eq!(dg.classify_close(1003, "", false), Fatal(ErrorCode::BadAudio));
-        assert_eq!(dg.classify_close(1008, "DATA-0000", false), Fatal(ErrorCode::BadAudio));
+        assert_eq!(
+            dg.classify_close(1008, "", false),
+            Fatal(ErrorCode::AuthFailed)
+        );
+        assert_eq!(
+            dg.classify_close(1003, "", false),
+            Fatal(ErrorCode::BadAudio)
+        );
+        assert_eq!(
+            dg.classify_close(1008, "DATA-0000", false),
+            Fatal(ErrorCode::BadAudio)
+        );
         assert_eq!(dg.classify_close(1011, "NET-0001", false), Retry);
-        assert_eq!(dg.classify_close(4001, "", false), Fatal(ErrorCode::AuthFailed));
+        assert_eq!(
+            dg.classify_close(4001, "", false),
+            Fatal(ErrorCode::AuthFailed)
+        );
         assert_eq!(dg.classify_close(1000, "", true), Finished);
         assert_eq!(dg.classify_close(1006, "", true), Finished);
     }

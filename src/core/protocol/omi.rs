@@ -31,19 +31,27 @@ pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
             Some("auth_response") => match v.get("success").and_then(Value::as_bool) {
                 Some(true) => out.push(Parsed::Ready),
                 _ => {
-                    let why = v.str_field("error").or(v.str_field("message")).unwrap_or("rejected");
+                    let why = v
+                        .str_field("error")
+                        .or(v.str_field("message"))
+                        .unwrap_or("rejected");
                     out.push(Parsed::AuthRejected(why.to_string()));
                 }
             },
             Some("error") => {
-                let what = v.str_field("message").or(v.str_field("error")).unwrap_or("unspecified");
+                let what = v
+                    .str_field("message")
+                    .or(v.str_field("error"))
+                    .unwrap_or("unspecified");
                 out.push(Parsed::ServerError(what.to_string()));
             }
             // service_status, memory events, translations...: informational.
             Some(_) => out.push(Parsed::Message),
             None => out.push(Parsed::Malformed("object without a type".into())),
         },
-        _ => out.push(Parsed::Malformed("neither a segment array nor an event object".into())),
+        _ => out.push(Parsed::Malformed(
+            "neither a segment array nor an event object".into(),
+        )),
     }
 }
 
@@ -81,7 +89,9 @@ mod tests {
         parse(r#"{"type":"service_status","status":"ready"}"#, &mut out);
         parse(r#"{"no":"type"}"#, &mut out);
         parse("pong?", &mut out);
-        assert!(matches!(&out[0], Parsed::Transcript(t) if t.text == "hello" && t.speaker.as_deref() == Some("SPEAKER_00")));
+        assert!(
+            matches!(&out[0], Parsed::Transcript(t) if t.text == "hello" && t.speaker.as_deref() == Some("SPEAKER_00"))
+        );
         assert!(matches!(&out[1], Parsed::Transcript(t) if t.text == "world" && t.end == 1.4));
         assert_eq!(out[2], Parsed::Heartbeat);
         assert_eq!(out[3], Parsed::Ready);
