@@ -141,13 +141,14 @@ fn fit_sine(
             m[r][3] += b[r] * f64::from(y[i]);
         }
     }
+    // Gauss-Jordan elimination (the matrix is well conditioned).
     for p in 0..3 {
-        let piv = m[p][p];
-        for r in 0..3 {
+        let pivot = m[p];
+        for (r, row) in m.iter_mut().enumerate() {
             if r != p {
-                let f = m[r][p] / piv;
-                for c in 0..4 {
-                    m[r][c] -= f * m[p][c];
+                let f = row[p] / pivot[p];
+                for (v, pv) in row.iter_mut().zip(pivot) {
+                    *v -= f * pv;
                 }
             }
         }

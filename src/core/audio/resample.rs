@@ -11,7 +11,7 @@
 //! * When `to / gcd` (the number of distinct fractional positions) is small,
 //!   every phase is precomputed ("exact" mode): one dot product per output.
 //! * Otherwise (awkward ratios such as 47 999 → 16 000) a table of
-//!   [`MAX_PHASES`]-ish phases is precomputed and the outputs of the two
+//!   a few hundred phases is precomputed and the outputs of the two
 //!   neighbouring phases are linearly interpolated: two dot products.
 //!
 //! The kernel is centred on `t_n` (linear phase, zero group delay), and input
@@ -49,10 +49,15 @@ const ATTENUATION_DB: f64 = 90.0;
 /// ~1 700 taps).
 const TABLE_BUDGET: usize = 1 << 18;
 
-/// Most phases ever stored. Exact mode is used up to this many distinct
-/// phases; interpolated mode uses at most this many (linear interpolation
-/// between 1024 phases is accurate to well below −100 dB for this kernel).
+/// Most phases exact mode stores (one per distinct output position).
 const MAX_PHASES: usize = 1024;
+
+/// Coefficient budget of interpolated mode, smaller than [`TABLE_BUDGET`]:
+/// its phases are visited in a scattered order, and a table that stays in
+/// L2 cache (256 KiB) ran twice as fast as a 1 MiB one. Linear interpolation
+/// between ~300 phases still keeps the error below −100 dB (measured: tone
+/// SNR > 100 dB at 47 999 → 16 000 Hz).
+const INTERPOLATED_BUDGET: usize = 1 << 16;
 
 /// Fewest phases interpolated mode uses even for very long filters; long
 /// filters are narrow (small cutoff relative to the input rate), so the
@@ -110,11 +115,14 @@ pub struct Resampler {
     step_whole: u64,
     step_frac: u64,
     mode: Mode,
-    /// Filter length in input samples; a multiple of 8 so the dot product
-    /// needs no remainder loop.
+    /// Filter length in input samples; a multiple of [`LANES`] so the dot
+    /// product needs no remainder loop.
     taps: usize,
     /// Row-major coefficient table, `taps` per row.
     coeffs: Vec<f32>,
+    /// Interpolated mode's per-output coefficient row (`taps` long), kept
+    /// here so the hot loop never allocates.
+    row: Vec<f32>,
     /// Input history. Indices are "padded": padded index `p` is input sample
     /// `p - (taps/2 - 1)`, the first `taps/2 - 1` padded samples being the
     /// silence before the stream start. `buf[0]` has padded index `buf_base`.
@@ -162,7 +170,7 @@ impl Resampler {
             // Kaiser's formulas for window shape and length.
             let beta = 0.1102 * (ATTENUATION_DB - 8.7);
             let len = (ATTENUATION_DB - 8.0) / (2.285 * 2.0 * std::f64::consts::PI * transition);
-            let taps = ((len.ceil() as usize + 1).div_ceil(8) * 8).max(8);
+            let taps = ((len.ceil() as usize + 1).div_ceil(LANES) * LANES).max(LANES);
             let kernel = Kernel::new(cutoff, beta, taps);
 
             let up_rows = up as usize;
@@ -170,7 +178,7 @@ impl Resampler {
                 let coeffs = kernel.table((0..up_rows).map(|r| r as f64 / up as f64));
                 (Mode::Exact, taps, coeffs)
             } else {
-                let phases = (TABLE_BUDGET / taps).clamp(MIN_PHASES, MAX_PHASES);
+                let phases = (INTERPOLATED_BUDGET / taps).clamp(MIN_PHASES, MAX_PHASES);
                 let coeffs = kernel.table((0..=phases).map(|p| p as f64 / phases as f64));
                 let phases = phases as u64;
                 (Mode::Interpolated { phases }, taps, coeffs)
@@ -185,6 +193,14 @@ impl Resampler {
             step_frac: down % up,
             mode,
             taps,
+            row: vec![
+                0.0;
+                if matches!(mode, Mode::Interpolated { .. }) {
+                    taps
+                } else {
+                    0
+                }
+            ],
             coeffs,
             // Room for the history plus a generous block, so steady-state
             // streaming never reallocates.
@@ -291,6 +307,7 @@ impl Resampler {
 
         let buf = &self.buf[..];
         let coeffs = &self.coeffs[..];
+        let row_buf = &mut self.row[..];
         let (up, whole, frac, base) = (self.up, self.step_whole, self.step_frac, self.buf_base);
         let (mut i, mut r) = (self.next_i, self.next_r);
         match self.mode {
@@ -306,18 +323,35 @@ impl Resampler {
             }
             Mode::Interpolated { phases } => {
                 let scale = 1.0 / up as f32;
+                // Grid position r · phases / up as row + rem / up, advanced
+                // with additions only: a 64-bit division per output cost as
+                // much as a dot product.
+                let (mut row, mut rem) = ((r * phases) / up, (r * phases) % up);
+                let (row_step, rem_step) = ((frac * phases) / up, (frac * phases) % up);
                 while i < end_i {
                     let start = (i - base) as usize;
                     let x = &buf[start..start + taps];
-                    // Exact grid position r / up * phases, split into row and
-                    // fraction with integer arithmetic.
-                    let pos = r * phases;
-                    let row = (pos / up) as usize * taps;
-                    let t = (pos % up) as f32 * scale;
-                    let a = dot(&coeffs[row..row + taps], x);
-                    let b = dot(&coeffs[row + taps..row + 2 * taps], x);
-                    out.push(a + t * (b - a));
+                    let at = row as usize * taps;
+                    let t = rem as f32 * scale;
+                    // Interpolate the coefficients, then one dot product:
+                    // an element-wise loop plus the same dot as exact mode
+                    // vectorizes reliably, where two fused dots did not.
+                    let (lo, hi) = coeffs[at..at + 2 * taps].split_at(taps);
+                    for ((c, &l), &h) in row_buf.iter_mut().zip(lo).zip(hi) {
+                        *c = l + t * (h - l);
+                    }
+                    out.push(dot(row_buf, x));
                     (i, r) = advance(i, r, whole, frac, up);
+                    row += row_step;
+                    rem += rem_step;
+                    if rem >= up {
+                        rem -= up;
+                        row += 1;
+                    }
+                    if row >= phases {
+                        // `r` wrapped past `up`: the grid position wraps too.
+                        row -= phases;
+                    }
                 }
             }
         }
@@ -350,22 +384,45 @@ fn advance(i: u64, r: u64, whole: u64, frac: u64, up: u64) -> (u64, u64) {
     }
 }
 
-/// Dot product of two equal-length slices whose length is a multiple of 8.
+/// Number of independent accumulator lanes in [`dot`]; filter lengths are
+/// padded to a multiple of it.
+const LANES: usize = 16;
+
+/// Dot product of two equal-length slices whose length is a multiple of
+/// [`LANES`].
 ///
-/// Eight independent accumulators break the add dependency chain and map
-/// onto two 4-lane SIMD registers (LLVM's SLP vectorizer does this for
-/// `wasm32` with `simd128`, and for x86 SSE); the summation order depends
-/// only on the index, never on the slice's address, which keeps results
-/// bit-identical however the stream is split.
+/// Sixteen independent accumulators are four 4-lane SIMD registers (LLVM's
+/// SLP vectorizer maps them onto SSE, or `simd128` in WebAssembly), enough
+/// to hide the floating-point add latency; with eight, the add chains, not
+/// the multiplies, set the speed. The summation order depends only on the
+/// index, never on the slice's address, so results are bit-identical however
+/// the stream is split into calls.
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-        for k in 0..8 {
+    let mut acc = [0.0f32; LANES];
+    for (x, y) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+        // Fixed-size views: no per-lane bounds checks, so LLVM vectorizes.
+        let (x, y) = (lanes(x), lanes(y));
+        for k in 0..LANES {
             acc[k] += x[k] * y[k];
         }
     }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+    // Tree reduction in register order: halves, then quarters, ...
+    let mut width = LANES / 2;
+    while width > 0 {
+        for k in 0..width {
+            acc[k] += acc[k + width];
+        }
+        width /= 2;
+    }
+    acc[0]
+}
+
+/// A `chunks_exact(LANES)` item as an array reference (the length check
+/// folds away, as the chunk length is known).
+#[inline(always)]
+fn lanes(chunk: &[f32]) -> &[f32; LANES] {
+    chunk.try_into().expect("chunks_exact yields LANES items")
 }
 
 fn gcd(mut a: u32, mut b: u32) -> u32 {
@@ -527,7 +584,7 @@ mod tests {
     fn awkward_ratios_use_a_bounded_table() {
         let r = Resampler::new(192_000, 8_001).unwrap();
         assert!(matches!(r.mode, Mode::Interpolated { .. }));
-        assert!(r.coeffs.len() <= TABLE_BUDGET + r.taps * (MIN_PHASES + 1));
+        assert!(r.coeffs.len() <= INTERPOLATED_BUDGET + r.taps * (MIN_PHASES + 1));
         let r = Resampler::new(44_100, 16_000).unwrap();
         assert_eq!(r.mode, Mode::Exact);
     }
