@@ -1,0 +1,355 @@
+//! `TranscriptionClient`, the JavaScript API (see DESIGN.md for the contract).
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use js_sys::{ArrayBuffer, Float32Array, Function, Int16Array, Promise, Set, Uint8Array};
+use wasm_bindgen::prelude::*;
+
+use super::driver::{stats_js, Action, Shared};
+use super::js::{client_error, obj, range_error, rt_once, rt_remove, rt_unsubscriber, show, type_error};
+use super::options;
+use super::owned::{live_listeners, live_timers};
+use crate::core::audio::le_bytes_to_pcm16;
+use crate::core::{Input, Session, State, UsageError};
+
+/// The event types `on`, `once` and `off` accept.
+pub const EVENT_TYPES: [&str; 8] = [
+    "state",
+    "open",
+    "transcript",
+    "message",
+    "dropped",
+    "error",
+    "close",
+    "reconnecting",
+];
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** Connection state, as `client.state` and `state` events report it. */
+export type TranscriptionState =
+  | "idle" | "connecting" | "authenticating" | "open"
+  | "reconnecting" | "closing" | "closed" | "failed";
+
+/** Options of `new TranscriptionClient(options)`. Every field is checked; a bad one throws a TypeError or RangeError naming it. */
+export interface TranscriptionClientOptions {
+  /** ws:// or wss:// URL of the backend endpoint. */
+  url: string;
+  /** Wire protocol; default "deepgram". */
+  provider?: "deepgram" | "omi" | "generic";
+  /** Extra WebSocket subprotocols. */
+  protocols?: string[];
+  /** A static token (Deepgram/generic: sent as subprotocols ["token", T]; Omi: first-message auth). */
+  token?: string;
+  /** Called before every (re)connect; its token replaces `token`. A rejection counts as a failed attempt. */
+  getToken?: () => string | Promise<string>;
+  /** Language passed to the backend. */
+  language?: string;
+  /** Target sample rate of the PCM16 stream; default 16000. */
+  sampleRate?: number;
+  /** Chunk length in ms; default 100. */
+  chunkMs?: number;
+  reconnect?: {
+    /** Default 500. */ initialDelayMs?: number;
+    /** Cap on any delay; default 60000. */ maxDelayMs?: number;
+    /** Default 2. */ multiplier?: number;
+    /** Fraction of each delay drawn at random, 0..1; default 0.5. */ jitter?: number;
+    /** Consecutive failed attempts before giving up; default Infinity. */ maxAttempts?: number;
+    /** The attempt counter resets after a connection stayed open this long; default 10000. */ resetAfterMs?: number;
+  };
+  keepalive?: { /** Default 5000. */ intervalMs?: number };
+  watchdog?: {
+    /** No frame from the server for this long while one is expected: reconnect. Default 25000. */ staleAfterMs?: number;
+    /** bufferedAmount not draining for this long: reconnect. Default 10000. */ stallAfterMs?: number;
+  };
+  buffer?: {
+    /** Queued audio older than this is dropped (and reported). Default 30000. */ ttlMs?: number;
+    /** Cap on queued bytes. Default 960000. */ maxBytes?: number;
+    /** Backlog replay speed, × real time. Default 4. */ replayRate?: number;
+  };
+  /** An attempt not ready by then fails; default 10000. */
+  connectTimeoutMs?: number;
+  /** Bound on a graceful close; default 5000. */
+  closeTimeoutMs?: number;
+  /** Seed of the jitter RNG (tests); default random. */
+  seed?: number;
+}
+
+export interface StateEvent { state: TranscriptionState; previous: TranscriptionState; attempt: number; retryInMs: number | null; reason: string | null }
+export interface OpenEvent { connection: number; backlogChunks: number; resumeOffset: number | null }
+export interface TranscriptEvent { text: string; isFinal: boolean; speechFinal: boolean; start: number; end: number; speaker: string | null; channel: number }
+export interface MessageEvent { data: string }
+export interface DroppedEvent { chunks: number; bytes: number; audioMs: number; reason: "ttl" | "capacity" | "closed" | "failed" }
+export interface ErrorEvent { code: string; message: string; fatal: boolean; cause?: unknown }
+export interface ReconnectingEvent { attempt: number; delayMs: number }
+export interface TranscriptionStats {
+  bytesPushed: number; bytesSent: number; bytesAcked: number; bytesQueued: number; bytesDropped: number; bytesResent: number;
+  chunksPushed: number; chunksSent: number; chunksQueued: number; chunksDropped: number; chunksReplayed: number;
+  audioMsQueued: number; audioMsDropped: number; attempts: number; reconnects: number; keepalivesSent: number;
+  messagesReceived: number; transcripts: number; bufferedAmount: number;
+}
+export interface CloseSummary { code: number | null; reason: string; state: TranscriptionState; stats: TranscriptionStats }
+export interface TranscriptionEventMap {
+  state: StateEvent; open: OpenEvent; transcript: TranscriptEvent; message: MessageEvent;
+  dropped: DroppedEvent; error: ErrorEvent; close: CloseSummary; reconnecting: ReconnectingEvent;
+}
+/** Errors thrown or rejected by the client carry a stable `code` (and `field` for bad arguments). */
+export interface ClientError extends Error { code: string; field?: string }
+export interface CloseOptions { /** Send queued audio, finalize, await finals; default true. */ flush?: boolean; /** Bound; default closeTimeoutMs. */ timeoutMs?: number }
+export interface MicrophoneOptions {
+  deviceId?: string; echoCancellation?: boolean; noiseSuppression?: boolean; autoGainControl?: boolean;
+  /** URL of the worklet module, for pages whose CSP forbids blob: URLs. */ workletUrl?: string;
+  /** Sample rate to ask the AudioContext for; default: the device's. */ contextSampleRate?: number;
+}
+
+export interface TranscriptionClient {
+  /** Adds a listener; returns a function that removes it. */
+  on<K extends keyof TranscriptionEventMap>(type: K, listener: (event: TranscriptionEventMap[K]) => void): () => void;
+  /** Adds a listener called at most once; returns a function that removes it. */
+  once<K extends keyof TranscriptionEventMap>(type: K, listener: (event: TranscriptionEventMap[K]) => void): () => void;
+  /** Removes a listener added with `on` or `once`. */
+  off<K extends keyof TranscriptionEventMap>(type: K, listener: (event: TranscriptionEventMap[K]) => void): void;
+}
+"#;
+
+/// Streams audio to a transcription backend through any network failure.
+#[wasm_bindgen(js_name = TranscriptionClient)]
+pub struct TranscriptionClient {
+    shared: Rc<Shared>,
+}
+
+#[wasm_bindgen(js_class = TranscriptionClient)]
+impl TranscriptionClient {
+    /// Validates `options` (throwing a TypeError/RangeError naming the bad
+    /// field) and creates an idle client. Audio sent before `connect()` is
+    /// queued.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "TranscriptionClientOptions")] options: JsValue,
+    ) -> Result<TranscriptionClient, JsValue> {
+        let opts = options::parse(&options)?;
+        let session = Session::new(opts.config).map_err(|e| range_error(e.field, &e.to_string()))?;
+        Ok(TranscriptionClient {
+            shared: Shared::new(session, opts.get_token),
+        })
+    }
+
+    /// Starts connecting. Resolves when the session is ready (open, or the
+    /// backend's acknowledgement); rejects only on a fatal error or on
+    /// `close()` before readiness. Reconnects then run by themselves.
+    /// Calling it again returns a promise for the same readiness.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn connect(&self) -> Promise {
+        let shared = self.shared.clone();
+        Promise::new(&mut |resolve, reject| {
+            shared.with_input(|d, actions| match d.session.state() {
+                State::Idle => match d.input(Input::Connect, actions) {
+                    Ok(()) => d.pending.connect.push((resolve, reject)),
+                    Err(e) => actions.push(Action::Settle(reject, client_error("usage", &e.to_string()))),
+                },
+                State::Open => actions.push(Action::Settle(resolve, JsValue::UNDEFINED)),
+                State::Connecting | State::Authenticating | State::Reconnecting => {
+                    d.pending.connect.push((resolve, reject))
+                }
+                _ => actions.push(Action::Settle(
+                    reject,
+                    client_error("closed", &UsageError::Closed.to_string()),
+                )),
+            })
+        })
+    }
+
+    /// Queues audio: an Int16Array (PCM16), a Float32Array (−1..1, clipped)
+    /// or an ArrayBuffer of PCM16 little-endian, at `sampleRate` (default:
+    /// the client's `sampleRate`; other rates are resampled). Never drops
+    /// silently: after `close()` the audio is reported in a `dropped` event
+    /// with reason "closed". Wrong types throw a TypeError.
+    #[wasm_bindgen(js_name = sendAudio)]
+    pub fn send_audio(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Int16Array | Float32Array | ArrayBuffer")] samples: JsValue,
+        #[wasm_bindgen(js_name = sampleRate)] sample_rate: Option<f64>,
+    ) -> Result<(), JsValue> {
+        let shared = self.shared.clone();
+        shared.with_input(|d, actions| {
+            let rate = match sample_rate {
+                None => d.session.config().sample_rate,
+                Some(r) if r.fract() == 0.0 && (8_000.0..=192_000.0).contains(&r) => r as u32,
+                Some(r) => {
+                    return Err(range_error(
+                        "sampleRate",
+                        &format!("sendAudio(samples, sampleRate): sampleRate must be an integer in 8000..=192000, got {r}"),
+                    ))
+                }
+            };
+            let mut pcm = std::mem::take(&mut d.pcm);
+            pcm.clear();
+            let converted = if let Some(a) = samples.dyn_ref::<Int16Array>() {
+                d.pipeline.push_i16(&a.to_vec(), rate, &mut pcm)
+            } else if let Some(a) = samples.dyn_ref::<Float32Array>() {
+                d.pipeline.push_f32(&a.to_vec(), rate, &mut pcm)
+            } else if let Some(b) = samples.dyn_ref::<ArrayBuffer>() {
+                let bytes = Uint8Array::new(b).to_vec();
+                let mut raw = Vec::with_capacity(bytes.len() / 2);
+                if le_bytes_to_pcm16(&bytes, &mut raw).is_err() {
+                    d.pcm = pcm;
+                    return Err(range_error(
+                        "samples",
+                        &format!("sendAudio(samples): an ArrayBuffer must hold PCM16 (an even number of bytes), got {} bytes", bytes.len()),
+                    ));
+                }
+                d.pipeline.push_i16(&raw, rate, &mut pcm)
+            } else {
+                d.pcm = pcm;
+                return Err(type_error(
+                    "samples",
+                    &format!("sendAudio(samples): samples must be an Int16Array, a Float32Array or an ArrayBuffer of PCM16 little-endian, got {}", show(&samples)),
+                ));
+            };
+            if let Err(e) = converted {
+                d.pcm = pcm;
+                return Err(range_error("sampleRate", &e.to_string()));
+            }
+            let _ = d.input(Input::Audio(&pcm), actions);
+            d.pcm = pcm;
+            Ok(())
+        })
+    }
+
+    /// Closes. With `flush` (default true): sends what is queued, asks the
+    /// backend to finalize, waits for final results and its close, bounded
+    /// by `timeoutMs` (default `closeTimeoutMs`), then closes 1000. Without:
+    /// closes at once and reports unsent audio as dropped. Resolves with a
+    /// summary (close code, reason, stats); never rejects.
+    #[wasm_bindgen(unchecked_return_type = "Promise<CloseSummary>")]
+    pub fn close(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "CloseOptions | undefined")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let (flush, timeout) = close_options(&options)?;
+        let shared = self.shared.clone();
+        Ok(Promise::new(&mut |resolve, _reject| {
+            shared.with_input(|d, actions| {
+                if let Some(summary) = d.closed.clone() {
+                    actions.push(Action::Settle(resolve, summary));
+                } else {
+                    d.pending.close.push(resolve);
+                    let _ = d.input(Input::Close { flush, timeout }, actions);
+                }
+            })
+        }))
+    }
+
+    /// The connection state.
+    #[wasm_bindgen(getter, unchecked_return_type = "TranscriptionState")]
+    pub fn state(&self) -> String {
+        self.shared.driver.borrow().session.state().as_str().to_string()
+    }
+
+    /// Counters: bytes/chunks pushed, sent, acked, queued, dropped,
+    /// replayed; attempts, reconnects, keepalives, messages. Always
+    /// `bytesPushed == bytesSent + bytesQueued + bytesDropped`.
+    #[wasm_bindgen(unchecked_return_type = "TranscriptionStats")]
+    pub fn stats(&self) -> JsValue {
+        stats_js(&self.shared.driver.borrow().session.stats())
+    }
+
+    /// Live JS callbacks held by all clients in this page (listeners and
+    /// timers), for leak tests.
+    #[wasm_bindgen(js_name = debugStats, unchecked_return_type = "{ liveListeners: number; liveTimers: number }")]
+    pub fn debug_stats(&self) -> JsValue {
+        obj(&[
+            ("liveListeners", (live_listeners() as f64).into()),
+            ("liveTimers", (live_timers() as f64).into()),
+        ])
+    }
+
+    /// Adds a listener; returns a function that removes it.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn on(&self, kind: JsValue, listener: JsValue) -> Result<Function, JsValue> {
+        let (set, f) = self.listener_set("on", &kind, &listener)?;
+        set.add(&f);
+        Ok(rt_unsubscriber(&set, &f))
+    }
+
+    /// Adds a listener called at most once; returns a function that removes it.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn once(&self, kind: JsValue, listener: JsValue) -> Result<Function, JsValue> {
+        let (set, f) = self.listener_set("once", &kind, &listener)?;
+        let wrapper = rt_once(&set, &f);
+        set.add(&wrapper);
+        Ok(rt_unsubscriber(&set, &wrapper))
+    }
+
+    /// Removes a listener added with `on` or `once`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn off(&self, kind: JsValue, listener: JsValue) -> Result<(), JsValue> {
+        let (set, f) = self.listener_set("off", &kind, &listener)?;
+        rt_remove(&set, &f);
+        Ok(())
+    }
+}
+
+impl TranscriptionClient {
+    fn listener_set(&self, method: &str, kind: &JsValue, listener: &JsValue) -> Result<(Set, Function), JsValue> {
+        let valid = EVENT_TYPES.join(", ");
+        let Some(k) = kind.as_string() else {
+            return Err(type_error("type", &format!("{method}(type, listener): type must be one of {valid}; got {}", show(kind))));
+        };
+        if !EVENT_TYPES.contains(&k.as_str()) {
+            return Err(type_error("type", &format!("{method}(type, listener): unknown event type {k:?}; valid types: {valid}")));
+        }
+        let Some(f) = listener.dyn_ref::<Function>() else {
+            return Err(type_error(
+                "listener",
+                &format!("{method}({k:?}, listener): listener must be a function, got {}", show(listener)),
+            ));
+        };
+        let key = JsValue::from_str(&k);
+        let set = match self.shared.listeners.get(&key).dyn_into::<Set>() {
+            Ok(s) => s,
+            Err(_) => {
+                let s = Set::new(&JsValue::UNDEFINED);
+                self.shared.listeners.set(&key, &s);
+                s
+            }
+        };
+        Ok((set, f.clone()))
+    }
+
+    /// The shared state, for the capture module.
+    #[allow(dead_code)]
+    pub(crate) fn shared(&self) -> &Rc<Shared> {
+        &self.shared
+    }
+}
+
+fn close_options(options: &JsValue) -> Result<(bool, Option<Duration>), JsValue> {
+    if options.is_undefined() || options.is_null() {
+        return Ok((true, None));
+    }
+    if !options.is_object() {
+        return Err(type_error("options", &format!("close(options): options must be an object like {{ flush, timeoutMs }}, got {}", show(options))));
+    }
+    let get = |k: &str| js_sys::Reflect::get(options, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+    let flush = match get("flush") {
+        v if v.is_undefined() => true,
+        v => v
+            .as_bool()
+            .ok_or_else(|| type_error("flush", &format!("close({{ flush }}): flush must be a boolean, got {}", show(&v))))?,
+    };
+    let timeout = match get("timeoutMs") {
+        v if v.is_undefined() => None,
+        v => match v.as_f64() {
+            Some(n) if n > 0.0 && n.is_finite() => Some(Duration::from_millis(n.round() as u64)),
+            _ => {
+                return Err(range_error(
+                    "timeoutMs",
+                    &format!("close({{ timeoutMs }}): timeoutMs must be a positive number of milliseconds, got {}", show(&v)),
+                ))
+            }
+        },
+    };
+    Ok((flush, timeout))
+}
