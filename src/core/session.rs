@@ -329,6 +329,11 @@ impl Session {
         self.next_seq += 1;
         self.next_offset += len;
         self.stats.chunks_pushed += 1;
+        // Expire before making room: a chunk whose TTL ends now is a `ttl`
+        // drop, not a `capacity` one. With the defaults (30 s TTL, maxBytes
+        // = 30 s at 16 kHz) both bounds are reached at the same instant, and
+        // every outage drop used to be mislabelled `capacity`.
+        self.queue.expire(now, &mut self.drops);
         self.queue.push(chunk, &mut self.drops);
     }
 
