@@ -235,6 +235,14 @@ impl TranscriptionClient {
                     actions.push(Action::Settle(resolve, summary));
                 } else {
                     d.pending.close.push(resolve);
+                    if !d.ready_once {
+                        // The contract: close() before readiness rejects
+                        // connect(), even while a flush still runs.
+                        for (_, reject) in d.pending.connect.drain(..) {
+                            let e = client_error("closed", "close() was called before the session was ready");
+                            actions.push(Action::Settle(reject, e));
+                        }
+                    }
                     let _ = d.input(Input::Close { flush, timeout }, actions);
                 }
             })
