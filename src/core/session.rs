@@ -806,8 +806,22 @@ impl Session {
             self.keepalive(now);
         }
         self.report_drops();
+        // Once the finalize frame is out, `keepalive` sends nothing more, so
+        // a keepalive deadline would stay due (in the past) and the caller
+        // would be woken at `now` in a loop until the close deadline: only
+        // the liveness deadlines count then.
+        let finalizing = self.closing.is_some_and(|c| c.finalize_sent);
         let (watchdog, pace_ok) = match self.socket.as_ref() {
-            Some(s) => (s.watchdog.as_ref().map(Watchdog::next_deadline), true),
+            Some(s) => (
+                s.watchdog.as_ref().and_then(|w| {
+                    if finalizing {
+                        w.liveness_deadline()
+                    } else {
+                        Some(w.next_deadline())
+                    }
+                }),
+                true,
+            ),
             None => (None, false),
         };
         self.timers.set_opt(Timer::Watchdog, watchdog);

@@ -150,18 +150,26 @@ impl Watchdog {
 
     /// The earliest instant at which `check` or `keepalive_due` may change.
     pub fn next_deadline(&self) -> Instant {
-        let mut t = self.last_tx + self.keepalive_interval;
+        let keepalive = self.last_tx + self.keepalive_interval;
+        self.liveness_deadline()
+            .map_or(keepalive, |t| t.min(keepalive))
+    }
+
+    /// The earliest instant at which `check` may change, ignoring the
+    /// keepalive: for a connection on which no keepalive will be sent any
+    /// more (finalize sent), whose timer must not keep firing at a
+    /// keepalive deadline that has passed.
+    pub fn liveness_deadline(&self) -> Option<Instant> {
         let silent_since = match self.expectation {
             Expectation::Heartbeat => Some(self.last_rx),
             Expectation::AnswersAudio => self.unanswered_since.map(|s| s.max(self.last_rx)),
         };
-        if let Some(s) = silent_since {
-            t = t.min(s + self.stale_after);
+        let silent = silent_since.map(|s| s + self.stale_after);
+        let stalled = self.stall_since.map(|s| s + self.stall_after);
+        match (silent, stalled) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        if let Some(s) = self.stall_since {
-            t = t.min(s + self.stall_after);
-        }
-        t
     }
 
     /// The last `bufferedAmount` sample.
