@@ -781,6 +781,10 @@ impl Session {
     }
 
     fn terminate(&mut self, state: State, code: Option<u16>, reason: String) {
+        // `closed` is the last event: what `finish`/`fail` just dropped is
+        // reported before it, not after (a listener that unsubscribes on
+        // `closed` would never learn that audio was lost).
+        self.report_drops();
         self.socket = None;
         self.awaiting_token = false;
         self.closing = None;
