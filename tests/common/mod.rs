@@ -14,7 +14,8 @@
 //! - the bytes of all `Dropped` events sum to `stats.bytes_dropped`;
 //! - `queued_bytes() <= buffer.maxBytes`;
 //! - the `Timeout` deadline is never in the past;
-//! - once `closed`/`failed`, the state never changes again;
+//! - once `closed`/`failed`, the state never changes again, and `closed` is
+//!   the last event (only audio pushed afterwards is reported after it);
 //! - time makes progress (no busy loop at one instant).
 #![allow(dead_code)]
 
@@ -966,6 +967,8 @@ pub struct Harness {
     same_instant: u64,
     last_step_at: Instant,
     terminal: Option<State>,
+    closed_seen: bool,
+    in_audio: bool,
     dropped_in_events: u64,
     trace: VecDeque<String>,
     last_buffered: HashMap<SocketId, u64>,
@@ -1016,6 +1019,8 @@ impl Harness {
             same_instant: 0,
             last_step_at: Instant::from_millis(0),
             terminal: None,
+            closed_seen: false,
+            in_audio: false,
             dropped_in_events: 0,
             trace: VecDeque::new(),
             last_buffered: HashMap::new(),
@@ -1050,7 +1055,9 @@ impl Harness {
         self.session
             .handle_input(self.now, Input::Audio(&pcm))
             .expect("audio is never misuse");
+        self.in_audio = true;
         self.drain(false);
+        self.in_audio = false;
     }
 
     /// Starts the microphone: a push every chunk interval from now on.
@@ -1371,6 +1378,15 @@ impl Harness {
         }
         if let Event::Dropped(d) = &e {
             self.dropped_in_events += d.bytes;
+        }
+        if self.closed_seen && !(self.in_audio && matches!(e, Event::Dropped(_))) {
+            self.fail(&format!(
+                "{} after `closed`, which must be the last event (only audio pushed later is reported)",
+                brief_event(&e)
+            ));
+        }
+        if matches!(e, Event::Closed { .. }) {
+            self.closed_seen = true;
         }
         self.events.push((self.now, e));
     }

@@ -1,0 +1,178 @@
+//! Closing is bounded: flush the queue, finalize, wait for the final
+//! results, close 1000, and never hang, whatever the server does.
+
+mod common;
+use common::*;
+use resilient_transcriber::core::{DropReason, Event, Input, Provider, State};
+
+fn close(h: &mut Harness, timeout: Option<std::time::Duration>) {
+    h.input(Input::Close {
+        flush: true,
+        timeout,
+    })
+    .unwrap();
+}
+
+/// `close({flush: true})` after speech: the tail of the last chunk is sent,
+/// then the provider's finalize (Deepgram `CloseStream`, generic `finish`;
+/// Omi has none and lingers), and the final transcripts are delivered as
+/// `transcript` events before `closed`, which carries 1000. Nothing lost.
+#[test]
+fn close_flushes_then_finalizes_then_closes_1000() {
+    for provider in [Provider::Deepgram, Provider::Generic, Provider::Omi] {
+        let mut h = Harness::new(provider);
+        h.connect();
+        h.mic_start();
+        h.run_until(t(3_000));
+        h.mic_stop();
+        h.push_audio(500); // a partial chunk
+        close(&mut h, None);
+        assert_eq!(h.state(), State::Closing);
+        h.drive_bounded(1_000);
+        assert_eq!(h.state(), State::Closed, "{provider:?}");
+        let (closed_at, code, _) = h.closed().unwrap();
+        assert_eq!(code, Some(1000), "{provider:?}");
+        assert!(
+            closed_at <= t(3_000 + 2_000),
+            "{provider:?}: closed at {closed_at:?}"
+        );
+        // Everything, the partial tail included, reached the server.
+        assert_eq!(
+            h.unique_samples_received(),
+            h.pushed_samples(),
+            "{provider:?}"
+        );
+        assert!(h.dropped().is_empty(), "{provider:?}: {:?}", h.dropped());
+        let sock = h.opens.last().unwrap().1;
+        let frames: Vec<&Sent> = h
+            .sent
+            .iter()
+            .filter(|s| s.1 == sock)
+            .map(|s| &s.2)
+            .collect();
+        let last_audio = frames
+            .iter()
+            .rposition(|s| matches!(s, Sent::Audio(..)))
+            .unwrap();
+        assert_eq!(
+            *frames[last_audio],
+            Sent::Audio(48_000, 500),
+            "{provider:?}: tail last"
+        );
+        match provider {
+            Provider::Deepgram => {
+                assert_eq!(
+                    frames[last_audio + 1..],
+                    [&Sent::Text(r#"{"type":"CloseStream"}"#.into())]
+                );
+            }
+            Provider::Generic => {
+                assert_eq!(
+                    frames[last_audio + 1..],
+                    [&Sent::Text(r#"{"type":"finish"}"#.into())]
+                );
+            }
+            _ => {
+                assert!(frames[last_audio + 1..].is_empty());
+                let c = h.closes.last().unwrap();
+                assert_eq!((c.1, c.2), (sock, 1000), "Omi: the client closes 1000");
+            }
+        }
+        // The final transcript covers the tail and precedes `closed`.
+        let events: Vec<&Event> = h.events.iter().map(|e| &e.1).collect();
+        let closed_idx = events
+            .iter()
+            .position(|e| matches!(e, Event::Closed { .. }))
+            .unwrap();
+        let last_tr = events
+            .iter()
+            .rposition(|e| matches!(e, Event::Transcript(_)))
+            .unwrap();
+        assert!(last_tr < closed_idx, "{provider:?}");
+        let Event::Transcript(tr) = events[last_tr] else {
+            unreachable!()
+        };
+        if provider != Provider::Omi {
+            assert!(
+                (tr.end - 48_500.0 / 16_000.0).abs() < 1e-9,
+                "{provider:?}: {tr:?}"
+            );
+            assert!(tr.is_final);
+        }
+        assert!(h.server.violations.is_empty(), "{:?}", h.server.violations);
+    }
+}
+
+/// The server never answers `CloseStream` (or the network died under the
+/// close). `close()` must still end at its deadline (closeTimeoutMs, or the
+/// caller's own timeout, long or short) with a 1000 close of the socket;
+/// audio that could not be sent by then is reported dropped with reason
+/// `closed`, to the byte.
+#[test]
+fn close_never_hangs_past_timeout() {
+    // 1. Final results never come, default 5 s and a long 30 s timeout.
+    for timeout in [None, Some(secs(30))] {
+        let mut h = Harness::new(Provider::Deepgram);
+        h.server.answer_finalize = false;
+        h.server.idle_timeout = None; // silent, not even an idle close
+        h.connect();
+        h.mic_start();
+        h.run_until(t(3_000));
+        h.mic_stop();
+        close(&mut h, timeout);
+        h.drive_bounded(1_000);
+        let bound = t(3_000) + timeout.unwrap_or(secs(5));
+        let (closed_at, code, reason) = h.closed().unwrap();
+        assert!(closed_at <= bound, "{timeout:?}: closed at {closed_at:?}");
+        if timeout.is_none() {
+            assert_eq!(closed_at, bound);
+            assert_eq!(code, Some(1000));
+            assert_eq!(h.closes.last().unwrap().2, 1000);
+        } else {
+            // A server silent for staleAfterMs after the last audio is
+            // dead: the watchdog may end a long close early, never late.
+            assert!(closed_at >= t(3_000 + 25_000), "{reason}");
+        }
+        assert!(h.dropped().is_empty(), "everything was sent");
+    }
+
+    // 2. Unsent audio at the deadline: the connection is held up (send
+    // buffer full), so the backlog cannot go out.
+    let mut h = Harness::new(Provider::Deepgram);
+    h.server.idle_timeout = None;
+    h.connect();
+    h.mic_start();
+    h.run_until(t(2_050));
+    h.fault(Fault::HoldBuffered(1 << 20));
+    h.run_until(t(6_000));
+    h.mic_stop();
+    h.push_audio(300);
+    let unsent = h.stats().bytes_queued;
+    assert!(unsent > 30 * 3_200, "{unsent} bytes waiting");
+    close(&mut h, None);
+    h.drive_bounded(1_000);
+    assert_eq!(h.state(), State::Closed);
+    let (closed_at, _, reason) = h.closed().unwrap();
+    assert_eq!(closed_at, t(11_000), "{reason}");
+    assert_eq!(h.dropped_bytes(DropReason::Closed), unsent);
+
+    // 3. Closing during an outage: one last attempt, refused, then the
+    // deadline: the backlog is reported, the session does not hang on.
+    let mut h = Harness::new(Provider::Generic);
+    h.connect();
+    h.mic_start();
+    h.run_until(t(2_050));
+    h.fault(Fault::Down(secs(3_600)));
+    h.run_until(t(20_000));
+    h.mic_stop();
+    close(&mut h, None);
+    let unsent = h.stats().bytes_queued;
+    h.drive_bounded(1_000);
+    assert_eq!(h.state(), State::Closed);
+    assert_eq!(h.closed().unwrap().0, t(25_000));
+    assert_eq!(h.dropped_bytes(DropReason::Closed), unsent);
+    assert!(
+        h.opens.iter().any(|o| o.0 == t(20_000)),
+        "one more try at close"
+    );
+}
