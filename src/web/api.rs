@@ -6,8 +6,11 @@ use std::time::Duration;
 use js_sys::{ArrayBuffer, Float32Array, Function, Int16Array, Promise, Set, Uint8Array};
 use wasm_bindgen::prelude::*;
 
+use super::capture;
 use super::driver::{stats_js, Action, Shared};
-use super::js::{client_error, obj, range_error, rt_once, rt_remove, rt_unsubscriber, show, type_error};
+use super::js::{
+    client_error, obj, range_error, rt_once, rt_remove, rt_unsubscriber, show, type_error,
+};
 use super::options;
 use super::owned::{live_listeners, live_timers};
 use crate::core::audio::le_bytes_to_pcm16;
@@ -129,7 +132,8 @@ impl TranscriptionClient {
         #[wasm_bindgen(unchecked_param_type = "TranscriptionClientOptions")] options: JsValue,
     ) -> Result<TranscriptionClient, JsValue> {
         let opts = options::parse(&options)?;
-        let session = Session::new(opts.config).map_err(|e| range_error(e.field, &e.to_string()))?;
+        let session =
+            Session::new(opts.config).map_err(|e| range_error(e.field, &e.to_string()))?;
         Ok(TranscriptionClient {
             shared: Shared::new(session, opts.get_token),
         })
@@ -146,7 +150,10 @@ impl TranscriptionClient {
             shared.with_input(|d, actions| match d.session.state() {
                 State::Idle => match d.input(Input::Connect, actions) {
                     Ok(()) => d.pending.connect.push((resolve, reject)),
-                    Err(e) => actions.push(Action::Settle(reject, client_error("usage", &e.to_string()))),
+                    Err(e) => actions.push(Action::Settle(
+                        reject,
+                        client_error("usage", &e.to_string()),
+                    )),
                 },
                 State::Open => actions.push(Action::Settle(resolve, JsValue::UNDEFINED)),
                 State::Connecting | State::Authenticating | State::Reconnecting => {
@@ -168,7 +175,8 @@ impl TranscriptionClient {
     #[wasm_bindgen(js_name = sendAudio)]
     pub fn send_audio(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "Int16Array | Float32Array | ArrayBuffer")] samples: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Int16Array | Float32Array | ArrayBuffer")]
+        samples: JsValue,
         #[wasm_bindgen(js_name = sampleRate)] sample_rate: Option<f64>,
     ) -> Result<(), JsValue> {
         let shared = self.shared.clone();
@@ -239,7 +247,10 @@ impl TranscriptionClient {
                         // The contract: close() before readiness rejects
                         // connect(), even while a flush still runs.
                         for (_, reject) in d.pending.connect.drain(..) {
-                            let e = client_error("closed", "close() was called before the session was ready");
+                            let e = client_error(
+                                "closed",
+                                "close() was called before the session was ready",
+                            );
                             actions.push(Action::Settle(reject, e));
                         }
                     }
@@ -252,7 +263,13 @@ impl TranscriptionClient {
     /// The connection state.
     #[wasm_bindgen(getter, unchecked_return_type = "TranscriptionState")]
     pub fn state(&self) -> String {
-        self.shared.driver.borrow().session.state().as_str().to_string()
+        self.shared
+            .driver
+            .borrow()
+            .session
+            .state()
+            .as_str()
+            .to_string()
     }
 
     /// Counters: bytes/chunks pushed, sent, acked, queued, dropped,
@@ -271,6 +288,73 @@ impl TranscriptionClient {
             ("liveListeners", (live_listeners() as f64).into()),
             ("liveTimers", (live_timers() as f64).into()),
         ])
+    }
+
+    /// Captures the microphone (getUserMedia → AudioWorklet → resample →
+    /// PCM16 → queue). Resolves when audio flows. Capture keeps running
+    /// through reconnects (audio waits in the queue) and may start before
+    /// `connect()` (audio is queued, bounded by `buffer.ttlMs`). Rejects
+    /// with code `mic-active` if already capturing, `closed` after
+    /// `close()`, `mic-permission` (also a fatal `error` event) when the
+    /// user or policy denies the microphone.
+    #[wasm_bindgen(js_name = startMicrophone, unchecked_return_type = "Promise<void>")]
+    pub fn start_microphone(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "MicrophoneOptions | undefined")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let o = capture::parse_options(&options)?;
+        {
+            let mut d = self.shared.driver.borrow_mut();
+            let state = d.session.state();
+            if state.is_terminal() || state == State::Closing {
+                return Ok(Promise::reject(&client_error(
+                    "closed",
+                    "startMicrophone() after close(): create a new client",
+                )));
+            }
+            if d.capture.is_some() || d.capture_starting {
+                return Ok(Promise::reject(&client_error(
+                    "mic-active",
+                    "the microphone is already capturing; call stopMicrophone() first",
+                )));
+            }
+            d.capture_starting = true;
+        }
+        let weak = Rc::downgrade(&self.shared);
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let r = capture::start(weak.clone(), o).await;
+            if r.is_err() {
+                if let Some(s) = weak.upgrade() {
+                    s.driver.borrow_mut().capture_starting = false;
+                }
+            }
+            r.map(|()| JsValue::UNDEFINED)
+        }))
+    }
+
+    /// Stops the microphone (tracks stopped, AudioContext closed). The
+    /// audio captured so far stays queued and is sent. Harmless when not
+    /// capturing.
+    #[wasm_bindgen(js_name = stopMicrophone)]
+    pub fn stop_microphone(&self) {
+        self.shared.with_input(|d, actions| {
+            d.capture_starting = false;
+            if d.capture.take().is_some() {
+                let mut pcm = std::mem::take(&mut d.pcm);
+                pcm.clear();
+                d.pipeline.flush(&mut pcm);
+                if !pcm.is_empty() {
+                    let _ = d.input(Input::Audio(&pcm), actions);
+                }
+                d.pcm = pcm;
+            }
+        });
+    }
+
+    /// Whether the microphone is capturing.
+    #[wasm_bindgen(getter, js_name = capturing)]
+    pub fn capturing(&self) -> bool {
+        self.shared.driver.borrow().capture.is_some()
     }
 
     /// Adds a listener; returns a function that removes it.
@@ -300,18 +384,37 @@ impl TranscriptionClient {
 }
 
 impl TranscriptionClient {
-    fn listener_set(&self, method: &str, kind: &JsValue, listener: &JsValue) -> Result<(Set, Function), JsValue> {
+    fn listener_set(
+        &self,
+        method: &str,
+        kind: &JsValue,
+        listener: &JsValue,
+    ) -> Result<(Set, Function), JsValue> {
         let valid = EVENT_TYPES.join(", ");
         let Some(k) = kind.as_string() else {
-            return Err(type_error("type", &format!("{method}(type, listener): type must be one of {valid}; got {}", show(kind))));
+            return Err(type_error(
+                "type",
+                &format!(
+                    "{method}(type, listener): type must be one of {valid}; got {}",
+                    show(kind)
+                ),
+            ));
         };
         if !EVENT_TYPES.contains(&k.as_str()) {
-            return Err(type_error("type", &format!("{method}(type, listener): unknown event type {k:?}; valid types: {valid}")));
+            return Err(type_error(
+                "type",
+                &format!(
+                    "{method}(type, listener): unknown event type {k:?}; valid types: {valid}"
+                ),
+            ));
         }
         let Some(f) = listener.dyn_ref::<Function>() else {
             return Err(type_error(
                 "listener",
-                &format!("{method}({k:?}, listener): listener must be a function, got {}", show(listener)),
+                &format!(
+                    "{method}({k:?}, listener): listener must be a function, got {}",
+                    show(listener)
+                ),
             ));
         };
         let key = JsValue::from_str(&k);
@@ -325,11 +428,70 @@ impl TranscriptionClient {
         };
         Ok((set, f.clone()))
     }
+}
 
-    /// The shared state, for the capture module.
-    #[allow(dead_code)]
-    pub(crate) fn shared(&self) -> &Rc<Shared> {
-        &self.shared
+/// Resample → PCM16 → fixed-size chunks, the path every captured block
+/// takes, exposed for benchmarks and for pages that capture audio
+/// themselves and want the bytes.
+#[wasm_bindgen]
+pub struct AudioPreprocessor {
+    pipeline: crate::core::audio::AudioPipeline,
+    chunker: crate::core::audio::Chunker,
+    pcm: Vec<i16>,
+    chunks: u32,
+    last: Vec<u8>,
+}
+
+#[wasm_bindgen]
+impl AudioPreprocessor {
+    /// A preprocessor producing `chunkMs` chunks of PCM16 at `targetRate`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(js_name = targetRate)] target_rate: u32,
+        #[wasm_bindgen(js_name = chunkMs)] chunk_ms: u32,
+    ) -> Result<AudioPreprocessor, JsValue> {
+        let pipeline = crate::core::audio::AudioPipeline::new(target_rate)
+            .map_err(|e| range_error("targetRate", &e.to_string()))?;
+        if !(10..=1000).contains(&chunk_ms) {
+            return Err(range_error(
+                "chunkMs",
+                &format!("chunkMs must be in 10..=1000, got {chunk_ms}"),
+            ));
+        }
+        let samples = (target_rate as usize * chunk_ms as usize / 1000).max(1);
+        Ok(AudioPreprocessor {
+            pipeline,
+            chunker: crate::core::audio::Chunker::new(samples),
+            pcm: Vec::new(),
+            chunks: 0,
+            last: Vec::new(),
+        })
+    }
+
+    /// Pushes float samples at `sampleRate`; returns the number of full
+    /// chunks produced so far.
+    pub fn push(
+        &mut self,
+        samples: &[f32],
+        #[wasm_bindgen(js_name = sampleRate)] sample_rate: u32,
+    ) -> Result<u32, JsValue> {
+        self.pcm.clear();
+        self.pipeline
+            .push_f32(samples, sample_rate, &mut self.pcm)
+            .map_err(|e| range_error("sampleRate", &e.to_string()))?;
+        let (chunks, last) = (&mut self.chunks, &mut self.last);
+        self.chunker.push(&self.pcm, |c| {
+            *chunks += 1;
+            last.clear();
+            crate::core::audio::pcm16_to_le_bytes(c, last);
+        });
+        Ok(self.chunks)
+    }
+
+    /// The bytes (PCM16 LE) of the last full chunk.
+    #[wasm_bindgen(js_name = lastChunk)]
+    pub fn last_chunk(&self) -> Vec<u8> {
+        self.last.clone()
     }
 }
 
@@ -338,14 +500,28 @@ fn close_options(options: &JsValue) -> Result<(bool, Option<Duration>), JsValue>
         return Ok((true, None));
     }
     if !options.is_object() {
-        return Err(type_error("options", &format!("close(options): options must be an object like {{ flush, timeoutMs }}, got {}", show(options))));
+        return Err(type_error(
+            "options",
+            &format!(
+                "close(options): options must be an object like {{ flush, timeoutMs }}, got {}",
+                show(options)
+            ),
+        ));
     }
-    let get = |k: &str| js_sys::Reflect::get(options, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+    let get = |k: &str| {
+        js_sys::Reflect::get(options, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
+    };
     let flush = match get("flush") {
         v if v.is_undefined() => true,
-        v => v
-            .as_bool()
-            .ok_or_else(|| type_error("flush", &format!("close({{ flush }}): flush must be a boolean, got {}", show(&v))))?,
+        v => v.as_bool().ok_or_else(|| {
+            type_error(
+                "flush",
+                &format!(
+                    "close({{ flush }}): flush must be a boolean, got {}",
+                    show(&v)
+                ),
+            )
+        })?,
     };
     let timeout = match get("timeoutMs") {
         v if v.is_undefined() => None,

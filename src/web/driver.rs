@@ -73,6 +73,10 @@ pub(crate) struct Driver {
     weak: Weak<Shared>,
     /// Inputs produced while draining (e.g. a socket that failed to open).
     later: Vec<Incoming>,
+    /// The running microphone capture.
+    pub(crate) capture: Option<super::capture::Capture>,
+    /// `startMicrophone()` is in progress (cleared by `stopMicrophone()` to cancel it).
+    pub(crate) capture_starting: bool,
 }
 
 impl Shared {
@@ -92,6 +96,8 @@ impl Shared {
                 closed: None,
                 weak: weak.clone(),
                 later: Vec::new(),
+                capture: None,
+                capture_starting: false,
             }),
             listeners: Map::new(),
             get_token,
@@ -151,13 +157,20 @@ impl Shared {
     /// Calls every listener of `kind`. A throwing listener never breaks the
     /// client: its exception becomes an `error` event.
     pub(crate) fn dispatch(self: &Rc<Self>, kind: &'static str, payload: &JsValue) {
-        let Some(set) = self.listeners.get(&JsValue::from_str(kind)).dyn_into::<Set>().ok() else {
+        let Some(set) = self
+            .listeners
+            .get(&JsValue::from_str(kind))
+            .dyn_into::<Set>()
+            .ok()
+        else {
             return;
         };
         // Snapshot: listeners added or removed during dispatch take effect next time.
         let fns = js_sys::Array::from(&set);
         for f in fns.iter() {
-            let Ok(f) = f.dyn_into::<Function>() else { continue };
+            let Ok(f) = f.dyn_into::<Function>() else {
+                continue;
+            };
             if let Err(e) = f.call1(&JsValue::NULL, payload) {
                 let message = format!("a {kind:?} listener threw: {}", describe(&e));
                 if kind == "error" {
@@ -177,16 +190,22 @@ impl Shared {
     }
 
     fn call_get_token(self: &Rc<Self>) {
-        let Some(f) = self.get_token.clone() else { return };
+        let Some(f) = self.get_token.clone() else {
+            return;
+        };
         let weak = Rc::downgrade(self);
         let result = f.call0(&JsValue::NULL);
         wasm_bindgen_futures::spawn_local(async move {
             let outcome = match result {
                 Err(e) => Err(describe(&e)),
-                Ok(v) => match wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&v)).await {
-                    Ok(t) => t.as_string().ok_or_else(|| "getToken must resolve to a string".to_string()),
-                    Err(e) => Err(describe(&e)),
-                },
+                Ok(v) => {
+                    match wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&v)).await {
+                        Ok(t) => t
+                            .as_string()
+                            .ok_or_else(|| "getToken must resolve to a string".to_string()),
+                        Err(e) => Err(describe(&e)),
+                    }
+                }
             };
             if let Some(s) = weak.upgrade() {
                 s.feed(Incoming::Token(outcome));
@@ -197,7 +216,11 @@ impl Shared {
 
 impl Driver {
     /// One input, then drain. `Err` only for misuse (API calls).
-    pub(crate) fn feed(&mut self, incoming: Incoming, actions: &mut Vec<Action>) -> Result<(), UsageError> {
+    pub(crate) fn feed(
+        &mut self,
+        incoming: Incoming,
+        actions: &mut Vec<Action>,
+    ) -> Result<(), UsageError> {
         let now = super::now();
         if matches!(incoming, Incoming::Timeout) {
             self.wake.fired();
@@ -217,7 +240,14 @@ impl Driver {
                     // The socket is dead; drop it (listeners first).
                     self.socket = None;
                 }
-                self.session.handle_input(now, Input::SocketClosed { id: *id, code: *code, reason })
+                self.session.handle_input(
+                    now,
+                    Input::SocketClosed {
+                        id: *id,
+                        code: *code,
+                        reason,
+                    },
+                )
             }
             Incoming::Error(id) => self.session.handle_input(now, Input::SocketError(*id)),
             Incoming::Online => self.session.handle_input(now, Input::Online),
@@ -236,7 +266,11 @@ impl Driver {
     }
 
     /// Feeds a core input directly (API calls), then drains.
-    pub(crate) fn input(&mut self, input: Input<'_>, actions: &mut Vec<Action>) -> Result<(), UsageError> {
+    pub(crate) fn input(
+        &mut self,
+        input: Input<'_>,
+        actions: &mut Vec<Action>,
+    ) -> Result<(), UsageError> {
         let r = self.session.handle_input(super::now(), input);
         self.drain(actions);
         r
@@ -257,7 +291,11 @@ impl Driver {
                                     old.close(1000, "replaced");
                                 }
                             }
-                            Err(e) => self.later.push(Incoming::Closed(id, 1006, format!("could not open: {e}"))),
+                            Err(e) => self.later.push(Incoming::Closed(
+                                id,
+                                1006,
+                                format!("could not open: {e}"),
+                            )),
                         }
                     }
                     Output::Send(id, frame) => {
@@ -290,7 +328,9 @@ impl Driver {
                     continue;
                 }
             }
-            let Some(next) = (!self.later.is_empty()).then(|| self.later.remove(0)) else { break };
+            let Some(next) = (!self.later.is_empty()).then(|| self.later.remove(0)) else {
+                break;
+            };
             let mut nested = Vec::new();
             let _ = self.feed(next, &mut nested);
             actions.extend(nested);
@@ -306,7 +346,10 @@ impl Driver {
                     ("state", s.state.as_str().into()),
                     ("previous", s.previous.as_str().into()),
                     ("attempt", s.attempt.into()),
-                    ("retryInMs", opt_num(s.retry_in.map(|d| d.as_millis() as f64))),
+                    (
+                        "retryInMs",
+                        opt_num(s.retry_in.map(|d| d.as_millis() as f64)),
+                    ),
                     ("reason", opt_str(s.reason.as_deref())),
                 ]),
             )),
@@ -340,7 +383,9 @@ impl Driver {
                     ("channel", t.channel.into()),
                 ]),
             )),
-            Event::Message(text) => actions.push(Action::Dispatch("message", obj(&[("data", text.into())]))),
+            Event::Message(text) => {
+                actions.push(Action::Dispatch("message", obj(&[("data", text.into())])))
+            }
             Event::Dropped(d) => actions.push(Action::Dispatch(
                 "dropped",
                 obj(&[
@@ -350,18 +395,29 @@ impl Driver {
                     ("reason", d.reason.as_str().into()),
                 ]),
             )),
-            Event::Error { code, message, fatal } => {
+            Event::Error {
+                code,
+                message,
+                fatal,
+            } => {
                 if fatal {
                     self.fatal = Some((code.as_str().to_string(), message.clone()));
                 }
                 actions.push(Action::Dispatch(
                     "error",
-                    obj(&[("code", code.as_str().into()), ("message", message.into()), ("fatal", fatal.into())]),
+                    obj(&[
+                        ("code", code.as_str().into()),
+                        ("message", message.into()),
+                        ("fatal", fatal.into()),
+                    ]),
                 ));
             }
             Event::Reconnecting { attempt, delay } => actions.push(Action::Dispatch(
                 "reconnecting",
-                obj(&[("attempt", attempt.into()), ("delayMs", (delay.as_millis() as f64).into())]),
+                obj(&[
+                    ("attempt", attempt.into()),
+                    ("delayMs", (delay.as_millis() as f64).into()),
+                ]),
             )),
             Event::Closed { code, reason } => {
                 let summary = obj(&[
@@ -371,13 +427,19 @@ impl Driver {
                     ("stats", stats_js(&self.session.stats())),
                 ]);
                 self.closed = Some(summary.clone());
-                // Tear down now: no timer or socket outlives the session.
+                // Tear down now: no timer, socket or microphone outlives
+                // the session.
                 self.wake.arm(None, super::now(), &self.weak);
+                self.capture = None;
+                self.capture_starting = false;
                 if let Some((_, s)) = self.socket.take() {
                     s.close(1000, "closed");
                 }
                 let (code_s, msg) = self.fatal.clone().unwrap_or_else(|| {
-                    ("closed".to_string(), format!("the client was closed before the session was ready ({reason})"))
+                    (
+                        "closed".to_string(),
+                        format!("the client was closed before the session was ready ({reason})"),
+                    )
                 });
                 for (_, reject) in self.pending.connect.drain(..) {
                     actions.push(Action::Settle(reject, client_error(&code_s, &msg)));

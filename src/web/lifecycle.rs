@@ -36,13 +36,19 @@ impl Lifecycle {
                         .and_then(|w| w.document())
                         .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Hidden);
                     if let Some(s) = s.upgrade() {
-                        s.feed(if hidden { Incoming::Hidden } else { Incoming::Resumed });
+                        s.feed(if hidden {
+                            Incoming::Hidden
+                        } else {
+                            Incoming::Resumed
+                        });
                     }
                 }));
                 listeners.push(Listener::new(d, "freeze", on(&shared, Incoming::Hidden)));
                 listeners.push(Listener::new(d, "resume", on(&shared, Incoming::Resumed)));
             }
         }
-        Lifecycle { _listeners: listeners }
+        Lifecycle {
+            _listeners: listeners,
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! [`driver::Action`]s, releases the borrow, then performs them.
 
 pub mod api;
+mod capture;
 mod driver;
 mod js;
 mod lifecycle;

@@ -33,7 +33,14 @@ const TOP: &[&str] = &[
     "closeTimeoutMs",
     "seed",
 ];
-const RECONNECT: &[&str] = &["initialDelayMs", "maxDelayMs", "multiplier", "jitter", "maxAttempts", "resetAfterMs"];
+const RECONNECT: &[&str] = &[
+    "initialDelayMs",
+    "maxDelayMs",
+    "multiplier",
+    "jitter",
+    "maxAttempts",
+    "resetAfterMs",
+];
 const KEEPALIVE: &[&str] = &["intervalMs"];
 const WATCHDOG: &[&str] = &["staleAfterMs", "stallAfterMs"];
 const BUFFER: &[&str] = &["ttlMs", "maxBytes", "replayRate"];
@@ -42,13 +49,26 @@ pub(crate) fn parse(options: &JsValue) -> Result<ShellOptions, JsValue> {
     if !options.is_object() || options.is_function() || Array::is_array(options) {
         return Err(type_error(
             "options",
-            &format!("TranscriptionClient options must be an object like {{ url, provider }}, got {}", show(options)),
+            &format!(
+                "TranscriptionClient options must be an object like {{ url, provider }}, got {}",
+                show(options)
+            ),
         ));
     }
     check_keys(options, "", TOP)?;
     let url = match get(options, "url") {
-        v if v.is_undefined() => return Err(type_error("url", "option `url` is required (a ws:// or wss:// URL)")),
-        v => v.as_string().ok_or_else(|| type_error("url", &format!("option `url` must be a string, got {}", show(&v))))?,
+        v if v.is_undefined() => {
+            return Err(type_error(
+                "url",
+                "option `url` is required (a ws:// or wss:// URL)",
+            ))
+        }
+        v => v.as_string().ok_or_else(|| {
+            type_error(
+                "url",
+                &format!("option `url` must be a string, got {}", show(&v)),
+            )
+        })?,
     };
     let provider = match string(options, "provider", "provider")? {
         Some(p) => Provider::parse(&p).map_err(|e| range_error("provider", &e.to_string()))?,
@@ -56,19 +76,30 @@ pub(crate) fn parse(options: &JsValue) -> Result<ShellOptions, JsValue> {
     };
     let mut cfg = Config::new(provider, url);
     if let Some(list) = present(options, "protocols") {
-        let arr: Array = list
-            .dyn_into()
-            .map_err(|v| type_error("protocols", &format!("option `protocols` must be an array of strings, got {}", show(&v))))?;
+        let arr: Array = list.dyn_into().map_err(|v| {
+            type_error(
+                "protocols",
+                &format!(
+                    "option `protocols` must be an array of strings, got {}",
+                    show(&v)
+                ),
+            )
+        })?;
         for (i, p) in arr.iter().enumerate() {
             let s = p.as_string().ok_or_else(|| {
-                type_error("protocols", &format!("option `protocols[{i}]` must be a string, got {}", show(&p)))
+                type_error(
+                    "protocols",
+                    &format!("option `protocols[{i}]` must be a string, got {}", show(&p)),
+                )
             })?;
             cfg.protocols.push(s);
         }
     }
     if let Some(t) = present(options, "token") {
         // Never echo the token itself.
-        let t = t.as_string().ok_or_else(|| type_error("token", "option `token` must be a string"))?;
+        let t = t
+            .as_string()
+            .ok_or_else(|| type_error("token", "option `token` must be a string"))?;
         cfg.token = Some(t);
     }
     let get_token = match present(options, "getToken") {
@@ -88,7 +119,12 @@ pub(crate) fn parse(options: &JsValue) -> Result<ShellOptions, JsValue> {
     }
     if let Some(r) = section(options, "reconnect", RECONNECT)? {
         let c = &mut cfg.reconnect;
-        set_ms(&r, "initialDelayMs", "reconnect.initialDelayMs", &mut c.initial_delay)?;
+        set_ms(
+            &r,
+            "initialDelayMs",
+            "reconnect.initialDelayMs",
+            &mut c.initial_delay,
+        )?;
         set_ms(&r, "maxDelayMs", "reconnect.maxDelayMs", &mut c.max_delay)?;
         if let Some(m) = number(&r, "multiplier", "reconnect.multiplier")? {
             c.multiplier = m;
@@ -108,14 +144,34 @@ pub(crate) fn parse(options: &JsValue) -> Result<ShellOptions, JsValue> {
                 ));
             };
         }
-        set_ms(&r, "resetAfterMs", "reconnect.resetAfterMs", &mut c.reset_after)?;
+        set_ms(
+            &r,
+            "resetAfterMs",
+            "reconnect.resetAfterMs",
+            &mut c.reset_after,
+        )?;
     }
     if let Some(k) = section(options, "keepalive", KEEPALIVE)? {
-        set_ms(&k, "intervalMs", "keepalive.intervalMs", &mut cfg.keepalive_interval)?;
+        set_ms(
+            &k,
+            "intervalMs",
+            "keepalive.intervalMs",
+            &mut cfg.keepalive_interval,
+        )?;
     }
     if let Some(w) = section(options, "watchdog", WATCHDOG)? {
-        set_ms(&w, "staleAfterMs", "watchdog.staleAfterMs", &mut cfg.stale_after)?;
-        set_ms(&w, "stallAfterMs", "watchdog.stallAfterMs", &mut cfg.stall_after)?;
+        set_ms(
+            &w,
+            "staleAfterMs",
+            "watchdog.staleAfterMs",
+            &mut cfg.stale_after,
+        )?;
+        set_ms(
+            &w,
+            "stallAfterMs",
+            "watchdog.stallAfterMs",
+            &mut cfg.stall_after,
+        )?;
     }
     if let Some(b) = section(options, "buffer", BUFFER)? {
         set_ms(&b, "ttlMs", "buffer.ttlMs", &mut cfg.ttl)?;
@@ -126,14 +182,28 @@ pub(crate) fn parse(options: &JsValue) -> Result<ShellOptions, JsValue> {
             cfg.replay_rate = r;
         }
     }
-    set_ms(options, "connectTimeoutMs", "connectTimeoutMs", &mut cfg.connect_timeout)?;
-    set_ms(options, "closeTimeoutMs", "closeTimeoutMs", &mut cfg.close_timeout)?;
+    set_ms(
+        options,
+        "connectTimeoutMs",
+        "connectTimeoutMs",
+        &mut cfg.connect_timeout,
+    )?;
+    set_ms(
+        options,
+        "closeTimeoutMs",
+        "closeTimeoutMs",
+        &mut cfg.close_timeout,
+    )?;
     cfg.seed = match integer(options, "seed", "seed")? {
         Some(s) => s as u64,
         None => (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64,
     };
-    cfg.validate().map_err(|e| range_error(e.field, &e.to_string()))?;
-    Ok(ShellOptions { config: cfg, get_token })
+    cfg.validate()
+        .map_err(|e| range_error(e.field, &e.to_string()))?;
+    Ok(ShellOptions {
+        config: cfg,
+        get_token,
+    })
 }
 
 fn get(o: &JsValue, key: &str) -> JsValue {
@@ -146,14 +216,20 @@ fn present(o: &JsValue, key: &str) -> Option<JsValue> {
 }
 
 fn check_keys(o: &JsValue, prefix: &str, allowed: &[&str]) -> Result<(), JsValue> {
-    let Some(obj) = o.dyn_ref::<Object>() else { return Ok(()) };
+    let Some(obj) = o.dyn_ref::<Object>() else {
+        return Ok(());
+    };
     for key in Object::keys(obj).iter() {
         let k = key.as_string().unwrap_or_default();
         if !allowed.contains(&k.as_str()) {
             let name = format!("{prefix}{k}");
             return Err(type_error(
                 "options",
-                &format!("unknown option `{name}`; valid options{}: {}", if prefix.is_empty() { "" } else { " here" }, allowed.join(", ")),
+                &format!(
+                    "unknown option `{name}`; valid options{}: {}",
+                    if prefix.is_empty() { "" } else { " here" },
+                    allowed.join(", ")
+                ),
             ));
         }
     }
@@ -161,9 +237,14 @@ fn check_keys(o: &JsValue, prefix: &str, allowed: &[&str]) -> Result<(), JsValue
 }
 
 fn section(o: &JsValue, key: &'static str, allowed: &[&str]) -> Result<Option<JsValue>, JsValue> {
-    let Some(v) = present(o, key) else { return Ok(None) };
+    let Some(v) = present(o, key) else {
+        return Ok(None);
+    };
     if !v.is_object() || Array::is_array(&v) || v.is_function() {
-        return Err(type_error(key, &format!("option `{key}` must be an object, got {}", show(&v))));
+        return Err(type_error(
+            key,
+            &format!("option `{key}` must be an object, got {}", show(&v)),
+        ));
     }
     check_keys(&v, &format!("{key}."), allowed)?;
     Ok(Some(v))
@@ -172,28 +253,43 @@ fn section(o: &JsValue, key: &'static str, allowed: &[&str]) -> Result<Option<Js
 fn string(o: &JsValue, key: &str, field: &str) -> Result<Option<String>, JsValue> {
     match present(o, key) {
         None => Ok(None),
-        Some(v) => v
-            .as_string()
-            .map(Some)
-            .ok_or_else(|| type_error(field, &format!("option `{field}` must be a string, got {}", show(&v)))),
+        Some(v) => v.as_string().map(Some).ok_or_else(|| {
+            type_error(
+                field,
+                &format!("option `{field}` must be a string, got {}", show(&v)),
+            )
+        }),
     }
 }
 
 fn number(o: &JsValue, key: &str, field: &str) -> Result<Option<f64>, JsValue> {
-    let Some(v) = present(o, key) else { return Ok(None) };
-    let n = v
-        .as_f64()
-        .ok_or_else(|| type_error(field, &format!("option `{field}` must be a number, got {}", show(&v))))?;
+    let Some(v) = present(o, key) else {
+        return Ok(None);
+    };
+    let n = v.as_f64().ok_or_else(|| {
+        type_error(
+            field,
+            &format!("option `{field}` must be a number, got {}", show(&v)),
+        )
+    })?;
     if n.is_nan() || (n.is_infinite() && n < 0.0) {
-        return Err(range_error(field, &format!("option `{field}` must be a number, got {n}")));
+        return Err(range_error(
+            field,
+            &format!("option `{field}` must be a number, got {n}"),
+        ));
     }
     Ok(Some(n))
 }
 
 fn integer(o: &JsValue, key: &str, field: &str) -> Result<Option<f64>, JsValue> {
-    let Some(n) = number(o, key, field)? else { return Ok(None) };
+    let Some(n) = number(o, key, field)? else {
+        return Ok(None);
+    };
     if n.fract() != 0.0 || !(0.0..=9_007_199_254_740_991.0).contains(&n) {
-        return Err(range_error(field, &format!("option `{field}` must be a non-negative integer, got {n}")));
+        return Err(range_error(
+            field,
+            &format!("option `{field}` must be a non-negative integer, got {n}"),
+        ));
     }
     Ok(Some(n))
 }

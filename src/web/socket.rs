@@ -29,7 +29,10 @@ impl Socket {
         let ws = if protocols.is_empty() {
             WebSocket::new(url)
         } else {
-            let list: Array = protocols.iter().map(|p| wasm_bindgen::JsValue::from_str(p)).collect();
+            let list: Array = protocols
+                .iter()
+                .map(|p| wasm_bindgen::JsValue::from_str(p))
+                .collect();
             WebSocket::new_with_str_sequence(url, &list)
         }
         .map_err(|e| super::js::describe(&e))?;
@@ -44,7 +47,9 @@ impl Socket {
         let listeners = vec![
             Listener::new(target, "open", move |_| feed(&s1, Incoming::Opened(id))),
             Listener::new(target, "message", move |e| {
-                let Some(e) = e.dyn_ref::<MessageEvent>() else { return };
+                let Some(e) = e.dyn_ref::<MessageEvent>() else {
+                    return;
+                };
                 let data = e.data();
                 let incoming = if let Some(text) = data.as_string() {
                     Incoming::Text(id, text)

@@ -23,7 +23,10 @@ impl WakeUp {
         }
         self.at = at;
         self.timer = at.map(|at| {
-            let delay = at.saturating_duration_since(now).as_millis().min(i32::MAX as u128) as u32;
+            let delay = at
+                .saturating_duration_since(now)
+                .as_millis()
+                .min(i32::MAX as u128) as u32;
             let shared = shared.clone();
             Timer::new(delay, move || {
                 if let Some(s) = shared.upgrade() {
