@@ -67,7 +67,11 @@ async fn http(method: &str, path: &str, body: Option<&str>) -> JsValue {
         .dyn_into()
         .unwrap();
     let status = resp.status();
-    let text = JsFuture::from(resp.text().unwrap()).await.unwrap().as_string().unwrap_or_default();
+    let text = JsFuture::from(resp.text().unwrap())
+        .await
+        .unwrap()
+        .as_string()
+        .unwrap_or_default();
     assert!(status < 300, "{method} {path} → {status}: {text}");
     if text.is_empty() {
         JsValue::NULL
@@ -96,21 +100,40 @@ struct Log(Rc<RefCell<Vec<(String, JsValue)>>>);
 
 impl Log {
     fn attach(&self, client: &TranscriptionClient) {
-        for kind in ["state", "open", "transcript", "message", "dropped", "error", "close", "reconnecting"] {
+        for kind in [
+            "state",
+            "open",
+            "transcript",
+            "message",
+            "dropped",
+            "error",
+            "close",
+            "reconnecting",
+        ] {
             let log = self.0.clone();
-            let f = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| log.borrow_mut().push((kind.to_string(), e)));
+            let f = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+                log.borrow_mut().push((kind.to_string(), e))
+            });
             client.on(kind.into(), f.as_ref().clone()).unwrap();
             f.forget(); // test-only: lives as long as the page
         }
     }
     fn of(&self, kind: &str) -> Vec<JsValue> {
-        self.0.borrow().iter().filter(|(k, _)| k == kind).map(|(_, v)| v.clone()).collect()
+        self.0
+            .borrow()
+            .iter()
+            .filter(|(k, _)| k == kind)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
     fn count(&self, kind: &str) -> usize {
         self.of(kind).len()
     }
     fn states(&self) -> Vec<String> {
-        self.of("state").iter().map(|s| string(s, "state")).collect()
+        self.of("state")
+            .iter()
+            .map(|s| string(s, "state"))
+            .collect()
     }
     fn dropped_bytes(&self) -> f64 {
         self.of("dropped").iter().map(|d| num(d, "bytes")).sum()
@@ -120,13 +143,17 @@ impl Log {
 async fn wait_until(what: &str, timeout_ms: u32, mut cond: impl FnMut() -> bool) {
     let start = js_sys::Date::now();
     while !cond() {
-        assert!(js_sys::Date::now() - start < timeout_ms as f64, "timed out after {timeout_ms} ms waiting for {what}");
+        assert!(
+            js_sys::Date::now() - start < timeout_ms as f64,
+            "timed out after {timeout_ms} ms waiting for {what}"
+        );
         sleep(20).await;
     }
 }
 
 fn client(options: &str) -> (TranscriptionClient, Log) {
-    let c = TranscriptionClient::new(parse(options)).unwrap_or_else(|e| panic!("options {options}: {e:?}"));
+    let c = TranscriptionClient::new(parse(options))
+        .unwrap_or_else(|e| panic!("options {options}: {e:?}"));
     let log = Log::default();
     log.attach(&c);
     (c, log)
@@ -166,7 +193,11 @@ fn assert_conserved(c: &TranscriptionClient) {
         num(&s, "bytesQueued"),
         num(&s, "bytesDropped"),
     );
-    assert_eq!(pushed, sent + queued + dropped, "stats must conserve bytes: {pushed} != {sent} + {queued} + {dropped}");
+    assert_eq!(
+        pushed,
+        sent + queued + dropped,
+        "stats must conserve bytes: {pushed} != {sent} + {queued} + {dropped}"
+    );
 }
 
 // --- readiness ----------------------------------------------------------------
@@ -178,7 +209,10 @@ fn assert_conserved(c: &TranscriptionClient) {
 async fn readiness_comes_from_open_and_early_audio_arrives_in_order() {
     reset_server().await;
     control("delay-handshake", r#"{"ms":1500,"scope":"next","count":1}"#).await;
-    let (c, log) = client(&format!(r#"{{"url":"{}","provider":"deepgram","seed":1}}"#, ws("/v1/listen?engine=meter")));
+    let (c, log) = client(&format!(
+        r#"{{"url":"{}","provider":"deepgram","seed":1}}"#,
+        ws("/v1/listen?engine=meter")
+    ));
     let t0 = js_sys::Date::now();
     let ready = c.connect();
     for n in 0..10 {
@@ -187,7 +221,10 @@ async fn readiness_comes_from_open_and_early_audio_arrives_in_order() {
     assert_eq!(c.state(), "connecting");
     JsFuture::from(ready).await.unwrap();
     let waited = js_sys::Date::now() - t0;
-    assert!(waited >= 1400.0, "ready after {waited} ms, before the delayed handshake finished");
+    assert!(
+        waited >= 1400.0,
+        "ready after {waited} ms, before the delayed handshake finished"
+    );
     assert_eq!(c.state(), "open");
     let summary = close(&c, "{}").await;
     assert_eq!(num(&summary, "code"), 1000.0);
@@ -207,21 +244,26 @@ async fn readiness_comes_from_open_and_early_audio_arrives_in_order() {
 
 async fn fetch_wav(path: &str) -> Vec<i16> {
     let window = web_sys::window().unwrap();
-    let resp: web_sys::Response = JsFuture::from(window.fetch_with_str(&format!("http://{HOST}{path}")))
-        .await
-        .unwrap()
-        .dyn_into()
-        .unwrap();
+    let resp: web_sys::Response =
+        JsFuture::from(window.fetch_with_str(&format!("http://{HOST}{path}")))
+            .await
+            .unwrap()
+            .dyn_into()
+            .unwrap();
     assert_eq!(resp.status(), 200, "GET {path}");
     let buf = JsFuture::from(resp.array_buffer().unwrap()).await.unwrap();
     let bytes = js_sys::Uint8Array::new(&buf).to_vec();
     // Find the "data" chunk rather than assuming a 44-byte header.
     let mut i = 12;
     while i + 8 <= bytes.len() {
-        let len = u32::from_le_bytes([bytes[i + 4], bytes[i + 5], bytes[i + 6], bytes[i + 7]]) as usize;
+        let len =
+            u32::from_le_bytes([bytes[i + 4], bytes[i + 5], bytes[i + 6], bytes[i + 7]]) as usize;
         if &bytes[i..i + 4] == b"data" {
             let data = &bytes[i + 8..(i + 8 + len).min(bytes.len())];
-            return data.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+            return data
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect();
         }
         i += 8 + len + (len & 1);
     }
@@ -232,13 +274,22 @@ async fn fetch_wav(path: &str) -> Vec<i16> {
 #[wasm_bindgen_test]
 async fn omi_is_ready_only_after_auth_response() {
     reset_server().await;
-    let (c, log) = client(&format!(r#"{{"url":"{}","provider":"omi","token":"good-token"}}"#, ws("/v4/web/listen?engine=meter")));
+    let (c, log) = client(&format!(
+        r#"{{"url":"{}","provider":"omi","token":"good-token"}}"#,
+        ws("/v4/web/listen?engine=meter")
+    ));
     connect(&c).await.unwrap();
     let states = log.states();
-    assert_eq!(states, ["connecting", "authenticating", "open"], "states: {states:?}");
+    assert_eq!(
+        states,
+        ["connecting", "authenticating", "open"],
+        "states: {states:?}"
+    );
     close(&c, "{}").await;
     let s = sessions().await;
-    assert!(get(s.last().unwrap(), "authenticated").as_bool().unwrap_or(false));
+    assert!(get(s.last().unwrap(), "authenticated")
+        .as_bool()
+        .unwrap_or(false));
 }
 
 /// A bad token is a fatal error: no retry storm against a server that
@@ -246,13 +297,22 @@ async fn omi_is_ready_only_after_auth_response() {
 #[wasm_bindgen_test]
 async fn omi_auth_failure_is_fatal_and_rejects_connect() {
     reset_server().await;
-    let (c, log) = client(&format!(r#"{{"url":"{}","provider":"omi","token":"bad-token"}}"#, ws("/v4/web/listen?engine=meter")));
+    let (c, log) = client(&format!(
+        r#"{{"url":"{}","provider":"omi","token":"bad-token"}}"#,
+        ws("/v4/web/listen?engine=meter")
+    ));
     let err = connect(&c).await.expect_err("connect must reject");
     assert_eq!(string(&err, "code"), "auth-failed");
     assert_eq!(c.state(), "failed");
     let errors = log.of("error");
-    assert!(errors.iter().any(|e| get(e, "fatal").as_bool() == Some(true)));
-    assert_eq!(sessions().await.len(), 1, "no retry after a fatal auth failure");
+    assert!(errors
+        .iter()
+        .any(|e| get(e, "fatal").as_bool() == Some(true)));
+    assert_eq!(
+        sessions().await.len(),
+        1,
+        "no retry after a fatal auth failure"
+    );
 }
 
 // --- reconnects -------------------------------------------------------------
@@ -285,12 +345,20 @@ async fn reconnects_after_server_close_and_replays() {
     assert!(log.states().contains(&"reconnecting".to_string()));
     assert!(log.count("reconnecting") >= 1);
     close(&c, "{}").await;
-    let total: f64 = sessions().await.iter().map(|s| num(s, "bytes_received")).sum();
+    let total: f64 = sessions()
+        .await
+        .iter()
+        .map(|s| num(s, "bytes_received"))
+        .sum();
     let st = c.stats();
     assert_eq!(num(&st, "bytesDropped"), 0.0);
     // Audio in flight when the server closed may be lost (no acks on this
     // protocol), but nothing queued is: at least all but the in-flight part.
-    assert!(total >= num(&st, "bytesPushed") - 3.0 * 3200.0, "server got {total} of {}", num(&st, "bytesPushed"));
+    assert!(
+        total >= num(&st, "bytesPushed") - 3.0 * 3200.0,
+        "server got {total} of {}",
+        num(&st, "bytesPushed")
+    );
     assert!(num(&st, "reconnects") >= 1.0);
     assert_conserved(&c);
 }
@@ -336,8 +404,15 @@ async fn blackhole_is_detected_and_recovered() {
     }
     let detected = js_sys::Date::now() - t0;
     assert!(detected < 3000.0 + 4000.0, "took {detected} ms");
-    let reasons: Vec<String> = log.of("state").iter().map(|s| string(s, "reason")).collect();
-    assert!(reasons.iter().any(|r| r.contains("stale")), "reasons: {reasons:?}");
+    let reasons: Vec<String> = log
+        .of("state")
+        .iter()
+        .map(|s| string(s, "reason"))
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("stale")),
+        "reasons: {reasons:?}"
+    );
     close(&c, r#"{"flush":false}"#).await;
     assert_conserved(&c);
 }
@@ -347,15 +422,24 @@ async fn blackhole_is_detected_and_recovered() {
 #[wasm_bindgen_test]
 async fn fatal_close_stops_with_error_event() {
     reset_server().await;
-    let (c, log) = client(&format!(r#"{{"url":"{}","provider":"deepgram"}}"#, ws("/v1/listen?engine=meter")));
+    let (c, log) = client(&format!(
+        r#"{{"url":"{}","provider":"deepgram"}}"#,
+        ws("/v1/listen?engine=meter")
+    ));
     connect(&c).await.unwrap();
     control("close", r#"{"code":1008,"reason":"policy"}"#).await;
     wait_until("failed state", 5000, || c.state() == "failed").await;
     let e = log.of("error");
-    assert!(e.iter().any(|e| get(e, "fatal").as_bool() == Some(true) && string(e, "code") == "auth-failed"));
+    assert!(e
+        .iter()
+        .any(|e| get(e, "fatal").as_bool() == Some(true) && string(e, "code") == "auth-failed"));
     assert_eq!(log.count("close"), 1);
     sleep(500).await;
-    assert_eq!(sessions().await.len(), 1, "no reconnect after a fatal close");
+    assert_eq!(
+        sessions().await.len(),
+        1,
+        "no reconnect after a fatal close"
+    );
 }
 
 /// getToken is awaited before every (re)connect, so a refreshed token is
@@ -385,7 +469,10 @@ async fn token_is_refreshed_on_reconnect() {
     assert_eq!(*calls.borrow(), 2);
     let s = sessions().await;
     assert_eq!(s.len(), 2);
-    let (a, b) = (string(&s[0], "token_fingerprint"), string(&s[1], "token_fingerprint"));
+    let (a, b) = (
+        string(&s[0], "token_fingerprint"),
+        string(&s[1], "token_fingerprint"),
+    );
     assert!(!a.is_empty() && a != b, "fingerprints {a} / {b}");
     drop(get_token);
 }
@@ -414,7 +501,10 @@ async fn rejected_get_token_is_retried() {
     log.attach(&c);
     connect(&c).await.unwrap();
     assert_eq!(*calls.borrow(), 2);
-    assert!(log.of("error").iter().any(|e| string(e, "code") == "token-failed"));
+    assert!(log
+        .of("error")
+        .iter()
+        .any(|e| string(e, "code") == "token-failed"));
     close(&c, r#"{"flush":false}"#).await;
     drop(get_token);
 }
@@ -426,7 +516,10 @@ async fn rejected_get_token_is_retried() {
 #[wasm_bindgen_test]
 async fn graceful_close_delivers_final_transcripts() {
     reset_server().await;
-    let (c, log) = client(&format!(r#"{{"url":"{}","provider":"deepgram"}}"#, ws("/v1/listen?engine=meter")));
+    let (c, log) = client(&format!(
+        r#"{{"url":"{}","provider":"deepgram"}}"#,
+        ws("/v1/listen?engine=meter")
+    ));
     connect(&c).await.unwrap();
     for n in 0..20 {
         c.send_audio(tone_chunk(n).into(), None).unwrap();
@@ -443,7 +536,12 @@ async fn graceful_close_delivers_final_transcripts() {
     let close_at = order.iter().position(|k| k == "close").unwrap();
     assert!(last_final < close_at);
     let s = sessions().await;
-    assert!(get(s.last().unwrap(), "close_stream").as_bool().unwrap_or(false), "CloseStream was sent");
+    assert!(
+        get(s.last().unwrap(), "close_stream")
+            .as_bool()
+            .unwrap_or(false),
+        "CloseStream was sent"
+    );
     assert_eq!(num(s.last().unwrap(), "bytes_received"), 20.0 * 3200.0);
 }
 
@@ -452,11 +550,16 @@ async fn graceful_close_delivers_final_transcripts() {
 async fn close_during_connecting_rejects_connect() {
     reset_server().await;
     control("delay-handshake", r#"{"ms":2000,"scope":"next","count":1}"#).await;
-    let (c, _log) = client(&format!(r#"{{"url":"{}","provider":"deepgram"}}"#, ws("/v1/listen?engine=meter")));
+    let (c, _log) = client(&format!(
+        r#"{{"url":"{}","provider":"deepgram"}}"#,
+        ws("/v1/listen?engine=meter")
+    ));
     let ready = c.connect();
     sleep(100).await;
     let closed = c.close(JsValue::UNDEFINED).unwrap();
-    let err = JsFuture::from(ready).await.expect_err("connect must reject after close");
+    let err = JsFuture::from(ready)
+        .await
+        .expect_err("connect must reject after close");
     assert!(!string(&err, "message").is_empty());
     JsFuture::from(closed).await.unwrap();
     assert_eq!(c.state(), "closed");
@@ -466,13 +569,18 @@ async fn close_during_connecting_rejects_connect() {
 #[wasm_bindgen_test]
 async fn listener_that_throws_is_reported_not_fatal() {
     reset_server().await;
-    let (c, log) = client(&format!(r#"{{"url":"{}","provider":"deepgram"}}"#, ws("/v1/listen?engine=meter")));
+    let (c, log) = client(&format!(
+        r#"{{"url":"{}","provider":"deepgram"}}"#,
+        ws("/v1/listen?engine=meter")
+    ));
     let thrower = Function::new_with_args("e", "throw new Error('listener bug')");
     c.on("state".into(), thrower.into()).unwrap();
     connect(&c).await.unwrap();
     assert_eq!(c.state(), "open");
     let e = log.of("error");
-    assert!(e.iter().any(|e| string(e, "code") == "listener" && string(e, "message").contains("listener bug")));
+    assert!(e
+        .iter()
+        .any(|e| string(e, "code") == "listener" && string(e, "message").contains("listener bug")));
     close(&c, "{}").await;
 }
 
@@ -480,7 +588,10 @@ async fn listener_that_throws_is_reported_not_fatal() {
 #[wasm_bindgen_test]
 async fn reentrant_close_from_listener() {
     reset_server().await;
-    let (c, log) = client(&format!(r#"{{"url":"{}","provider":"deepgram"}}"#, ws("/v1/listen?engine=meter")));
+    let (c, log) = client(&format!(
+        r#"{{"url":"{}","provider":"deepgram"}}"#,
+        ws("/v1/listen?engine=meter")
+    ));
     let c = Rc::new(c);
     let c2 = c.clone();
     let f = Closure::<dyn FnMut(JsValue)>::new(move |_e: JsValue| {
@@ -492,14 +603,20 @@ async fn reentrant_close_from_listener() {
     wait_until("closed", 5000, || c.state() == "closed").await;
     assert!(log.of("error").is_empty(), "errors: {:?}", log.of("error"));
     let dropped = log.of("dropped");
-    assert!(dropped.iter().any(|d| string(d, "reason") == "closed"), "audio after close is reported");
+    assert!(
+        dropped.iter().any(|d| string(d, "reason") == "closed"),
+        "audio after close is reported"
+    );
     drop(f);
 }
 
 /// sendAudio after close() reports the audio as dropped and never throws.
 #[wasm_bindgen_test]
 async fn send_audio_after_close_is_reported_dropped() {
-    let (c, log) = client(&format!(r#"{{"url":"{}","provider":"deepgram"}}"#, ws("/v1/listen?engine=meter")));
+    let (c, log) = client(&format!(
+        r#"{{"url":"{}","provider":"deepgram"}}"#,
+        ws("/v1/listen?engine=meter")
+    ));
     close(&c, "{}").await;
     c.send_audio(counting_chunk(0).into(), None).unwrap();
     let d = log.of("dropped");
@@ -522,7 +639,11 @@ async fn no_listener_leak_over_200_reconnect_cycles() {
         ws("/v1/listen?engine=meter")
     ));
     let baseline = get(&c.debug_stats(), "liveListeners").as_f64().unwrap();
-    control("close", r#"{"code":1011,"reason":"cycle","scope":"next","count":200}"#).await;
+    control(
+        "close",
+        r#"{"code":1011,"reason":"cycle","scope":"next","count":200}"#,
+    )
+    .await;
     let _ = c.connect();
     wait_until("200 reconnect cycles", 60_000, || log.count("open") >= 201).await;
     let live = get(&c.debug_stats(), "liveListeners").as_f64().unwrap();
@@ -530,7 +651,10 @@ async fn no_listener_leak_over_200_reconnect_cycles() {
     assert_eq!(live, baseline + 4.0, "listeners alive after 200 cycles");
     assert!(get(&c.debug_stats(), "liveTimers").as_f64().unwrap() <= 1.0);
     close(&c, r#"{"flush":false}"#).await;
-    assert_eq!(get(&c.debug_stats(), "liveListeners").as_f64().unwrap(), baseline);
+    assert_eq!(
+        get(&c.debug_stats(), "liveListeners").as_f64().unwrap(),
+        baseline
+    );
     assert_eq!(get(&c.debug_stats(), "liveTimers").as_f64().unwrap(), 0.0);
 }
 
@@ -555,7 +679,11 @@ async fn stats_conserve_bytes_under_loss() {
     let st = c.stats();
     assert!(num(&st, "bytesDropped") > 0.0);
     assert_eq!(num(&st, "bytesDropped"), log.dropped_bytes());
-    let got: f64 = sessions().await.iter().map(|s| num(s, "bytes_received")).sum();
+    let got: f64 = sessions()
+        .await
+        .iter()
+        .map(|s| num(s, "bytes_received"))
+        .sum();
     assert_eq!(got, num(&st, "bytesSent"));
 }
 
@@ -569,21 +697,44 @@ fn invalid_options_throw_naming_the_field() {
         (r#"{"url":42}"#, "url"),
         (r#"{"url":"http://x/"}"#, "url"),
         (r#"{"url":"ws://h/","provider":"azure"}"#, "provider"),
-        (r#"{"url":"ws://h/","reconnect":{"maxDelayMs":-5}}"#, "reconnect.maxDelayMs"),
-        (r#"{"url":"ws://h/","reconnect":{"initialDelayMs":5000,"maxDelayMs":100}}"#, "reconnect.maxDelayMs"),
+        (
+            r#"{"url":"ws://h/","reconnect":{"maxDelayMs":-5}}"#,
+            "reconnect.maxDelayMs",
+        ),
+        (
+            r#"{"url":"ws://h/","reconnect":{"initialDelayMs":5000,"maxDelayMs":100}}"#,
+            "reconnect.maxDelayMs",
+        ),
         (r#"{"url":"ws://h/","buffer":{"ttlMs":0}}"#, "buffer.ttlMs"),
-        (r#"{"url":"ws://h/","buffer":{"maxBytes":10}}"#, "buffer.maxBytes"),
+        (
+            r#"{"url":"ws://h/","buffer":{"maxBytes":10}}"#,
+            "buffer.maxBytes",
+        ),
         (r#"{"url":"ws://h/","reconect":{}}"#, "options"),
-        (r#"{"url":"ws://h/","keepalive":{"intervalMs":"5s"}}"#, "keepalive.intervalMs"),
+        (
+            r#"{"url":"ws://h/","keepalive":{"intervalMs":"5s"}}"#,
+            "keepalive.intervalMs",
+        ),
         (r#"{"url":"ws://h/","provider":"omi"}"#, "token"),
         (r#"{"url":"ws://h/","protocols":"token"}"#, "protocols"),
     ];
     for (opts, field) in cases {
-        let e = TranscriptionClient::new(parse(opts)).err().unwrap_or_else(|| panic!("{opts} must throw"));
-        assert_eq!(string(&e, "field"), field, "{opts}: {}", string(&e, "message"));
-        assert!(e.is_instance_of::<js_sys::TypeError>() || e.is_instance_of::<js_sys::RangeError>());
+        let e = TranscriptionClient::new(parse(opts))
+            .err()
+            .unwrap_or_else(|| panic!("{opts} must throw"));
+        assert_eq!(
+            string(&e, "field"),
+            field,
+            "{opts}: {}",
+            string(&e, "message")
+        );
+        assert!(
+            e.is_instance_of::<js_sys::TypeError>() || e.is_instance_of::<js_sys::RangeError>()
+        );
     }
-    let e = TranscriptionClient::new(JsValue::from_str("ws://h/")).err().unwrap();
+    let e = TranscriptionClient::new(JsValue::from_str("ws://h/"))
+        .err()
+        .unwrap();
     assert!(e.is_instance_of::<js_sys::TypeError>());
 }
 
@@ -593,12 +744,22 @@ fn wrong_typed_calls_throw_naming_the_argument() {
     let (c, _) = client(r#"{"url":"ws://127.0.0.1:9/","provider":"deepgram"}"#);
     let e = c.send_audio(JsValue::from_str("pcm"), None).unwrap_err();
     assert_eq!(string(&e, "field"), "samples");
-    let e = c.send_audio(js_sys::ArrayBuffer::new(3).into(), None).unwrap_err();
+    let e = c
+        .send_audio(js_sys::ArrayBuffer::new(3).into(), None)
+        .unwrap_err();
     assert_eq!(string(&e, "field"), "samples");
-    let e = c.send_audio(Int16Array::new_with_length(10).into(), Some(7.0)).unwrap_err();
+    let e = c
+        .send_audio(Int16Array::new_with_length(10).into(), Some(7.0))
+        .unwrap_err();
     assert_eq!(string(&e, "field"), "sampleRate");
-    let e = c.on("transcripts".into(), Function::new_no_args("").into()).unwrap_err();
-    assert!(string(&e, "message").contains("transcript, message"), "{}", string(&e, "message"));
+    let e = c
+        .on("transcripts".into(), Function::new_no_args("").into())
+        .unwrap_err();
+    assert!(
+        string(&e, "message").contains("transcript, message"),
+        "{}",
+        string(&e, "message")
+    );
     let e = c.on("open".into(), JsValue::from_f64(1.0)).unwrap_err();
     assert_eq!(string(&e, "field"), "listener");
     let e = c.close(JsValue::from_str("now")).unwrap_err();
