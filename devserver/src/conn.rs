@@ -1,0 +1,411 @@
+//! What the three audio endpoints share: the handshake-time faults and the
+//! session loop that applies faults, gates reads, records closes and
+//! multiplexes the socket, control commands, the engine and a tick.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, timeout, Instant};
+
+use crate::engine::{EngineHandle, EngineIn, EngineOut};
+use crate::faults::{Cmd, MalformedKind, NextFault};
+use crate::http::ConnInfo;
+use crate::recording::{Session, SessionRecord};
+use crate::util::{now_ms, truncate_utf8};
+use crate::wav::wav_bytes;
+use crate::AppState;
+
+/// Largest frame tungstenite will accept at all. The endpoints enforce their
+/// own, smaller limits with a proper 1009 close; beyond this one the socket
+/// just errors.
+pub const MAX_WS_MESSAGE: usize = 16 << 20;
+/// Text frames above this close with 1009.
+pub const MAX_TEXT: usize = 64 << 10;
+/// Binary frames above this close with 1009.
+pub const MAX_BINARY: usize = 1 << 20;
+/// A send that does not complete in this time means the peer stopped reading.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// A blackhole without an end still ends after this, so no session lives forever.
+const MAX_BLACKHOLE: Duration = Duration::from_secs(600);
+const TICK: Duration = Duration::from_millis(100);
+
+/// A session admitted past the handshake faults.
+pub struct Admitted {
+    pub session: Arc<Session>,
+    pub cmd_rx: mpsc::UnboundedReceiver<Cmd>,
+    /// Session faults to apply right after the upgrade.
+    pub post: Vec<NextFault>,
+}
+
+/// Creates the session record and applies handshake-time faults: `down`
+/// (503), `delay-handshake`, `reject`. On `Err` the response is the answer to
+/// the upgrade request.
+pub async fn admit(app: &AppState, record: SessionRecord) -> Result<Admitted, Response> {
+    let max_pcm = app.cfg.max_audio_secs as usize
+        * record.sample_rate.max(1) as usize
+        * usize::from(record.channels.max(1))
+        * 2;
+    let (session, cmd_rx) = app.recorder.create(record, max_pcm);
+    if app.faults.is_down() {
+        session.add_fault("down");
+        return Err(end_http(
+            &session,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server is down (fault injected)",
+        ));
+    }
+    let mut post = Vec::new();
+    for fault in app.faults.take_next() {
+        session.add_fault(fault.label());
+        match fault {
+            NextFault::DelayHandshake { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
+            NextFault::Reject { status } => {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                return Err(end_http(
+                    &session,
+                    status,
+                    "handshake rejected (fault injected)",
+                ));
+            }
+            other => post.push(other),
+        }
+    }
+    Ok(Admitted {
+        session,
+        cmd_rx,
+        post,
+    })
+}
+
+/// Ends a session that never upgraded, answering with `status`.
+pub fn end_http(session: &Session, status: StatusCode, msg: &str) -> Response {
+    session.update(|r| {
+        r.http_status = status.as_u16();
+        r.ended_at_ms = Some(now_ms());
+    });
+    (
+        status,
+        axum::Json(json!({ "error": msg, "status": status.as_u16() })),
+    )
+        .into_response()
+}
+
+/// What the session loop hands to an endpoint.
+#[derive(Debug)]
+pub enum Ev {
+    Text(String),
+    Binary(Bytes),
+    /// A ping or pong arrived (counts as inbound activity).
+    Control,
+    /// The client sent a close frame (already recorded and answered).
+    ClientClosed,
+    /// The socket failed or ended without a close frame.
+    Gone,
+    Engine(EngineOut),
+    /// Periodic wake-up (every 100 ms) for timers.
+    Tick,
+    /// The session was ended by a fault (close, reset, flap).
+    End,
+}
+
+pub struct Conn {
+    ws: WebSocket,
+    pub session: Arc<Session>,
+    pub app: AppState,
+    info: ConnInfo,
+    cmd_rx: mpsc::UnboundedReceiver<Cmd>,
+    engine: Option<EngineHandle>,
+    read_gate: Option<Instant>,
+    blackhole_until: Option<Instant>,
+    tick: tokio::time::Interval,
+    started: Instant,
+    closed: bool,
+}
+
+impl Conn {
+    pub fn new(ws: WebSocket, admitted: Admitted, app: AppState, info: ConnInfo) -> Conn {
+        let Admitted {
+            session,
+            cmd_rx,
+            post,
+        } = admitted;
+        session.ctl.live.store(true, Ordering::SeqCst);
+        session.update(|r| r.http_status = 101);
+        for fault in post {
+            let cmd = match fault {
+                NextFault::Close { code, reason } => Some(Cmd::Close { code, reason }),
+                NextFault::Reset => Some(Cmd::Reset),
+                NextFault::Blackhole { ms } => Some(Cmd::Blackhole(ms.map(Duration::from_millis))),
+                NextFault::Malformed { malformed } => Some(Cmd::Malformed(malformed)),
+                NextFault::StopAcking => {
+                    session.ctl.stop_acking.store(true, Ordering::SeqCst);
+                    None
+                }
+                NextFault::SlowReads { bytes_per_sec } => {
+                    session
+                        .ctl
+                        .slow_reads_bps
+                        .store(bytes_per_sec, Ordering::SeqCst);
+                    None
+                }
+                NextFault::DelayHandshake { .. } | NextFault::Reject { .. } => None,
+            };
+            if let Some(cmd) = cmd {
+                let _ = session.ctl.tx.send(cmd);
+            }
+        }
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Conn {
+            ws,
+            session,
+            app,
+            info,
+            cmd_rx,
+            engine: None,
+            read_gate: None,
+            blackhole_until: None,
+            tick,
+            started: Instant::now(),
+            closed: false,
+        }
+    }
+
+    pub fn set_engine(&mut self, engine: EngineHandle) {
+        self.engine = Some(engine);
+    }
+
+    pub fn engine_send(&self, msg: EngineIn) {
+        if let Some(e) = &self.engine {
+            let _ = e.tx.send(msg);
+        }
+    }
+
+    /// Whether acks/transcripts are suppressed (`stop-acking`).
+    pub fn stop_acking(&self) -> bool {
+        self.app.faults.stop_acking() || self.session.ctl.stop_acking.load(Ordering::SeqCst)
+    }
+
+    fn slow_reads(&self) -> u64 {
+        let per_session = self.session.ctl.slow_reads_bps.load(Ordering::SeqCst);
+        let global = self.app.faults.slow_reads();
+        match (per_session, global) {
+            (0, g) => g,
+            (s, 0) => s,
+            (s, g) => s.min(g),
+        }
+    }
+
+    /// The next event. Faults are applied here, so endpoints never see them.
+    pub async fn next(&mut self) -> Ev {
+        loop {
+            if self.closed {
+                return Ev::End;
+            }
+            if let Some(until) = self.blackhole_until {
+                // Blackhole: neither read nor write nor tick; only control
+                // commands are heard.
+                tokio::select! {
+                    _ = sleep_until(until) => self.blackhole_until = None,
+                    cmd = self.cmd_rx.recv() => match cmd {
+                        Some(Cmd::Blackhole(_)) => {}
+                        Some(cmd) => {
+                            self.blackhole_until = None;
+                            if let Some(ev) = self.apply(cmd).await {
+                                return ev;
+                            }
+                        }
+                        None => self.blackhole_until = None,
+                    },
+                }
+                continue;
+            }
+            if let Some(every) = self.app.faults.flap() {
+                if self.started.elapsed() >= every {
+                    self.session.add_fault("flap");
+                    self.close(1012, "flap").await;
+                    return Ev::End;
+                }
+            }
+            let gate = self.read_gate;
+            tokio::select! {
+                biased;
+                cmd = self.cmd_rx.recv() => {
+                    if let Some(cmd) = cmd {
+                        if let Some(ev) = self.apply(cmd).await {
+                            return ev;
+                        }
+                    }
+                }
+                msg = self.ws.recv(), if gate.is_none() => return self.incoming(msg).await,
+                _ = sleep_until(gate.unwrap_or_else(Instant::now)), if gate.is_some() => {
+                    self.read_gate = None;
+                }
+                out = recv_engine(&mut self.engine) => match out {
+                    Some(out) => return Ev::Engine(out),
+                    None => self.engine = None,
+                },
+                _ = self.tick.tick() => return Ev::Tick,
+            }
+        }
+    }
+
+    async fn incoming(&mut self, msg: Option<Result<Message, axum::Error>>) -> Ev {
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                self.gate_reads(t.len());
+                Ev::Text(t.to_string())
+            }
+            Some(Ok(Message::Binary(b))) => {
+                self.gate_reads(b.len());
+                Ev::Binary(b)
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ev::Control,
+            Some(Ok(Message::Close(frame))) => {
+                self.session.update(|r| {
+                    r.close_code_received = Some(frame.as_ref().map_or(1005, |f| f.code));
+                    r.close_reason_received = frame.as_ref().map(|f| f.reason.to_string());
+                });
+                // tungstenite queued the echo; reading once more flushes it
+                // and completes the closing handshake.
+                let _ = timeout(Duration::from_secs(1), self.ws.recv()).await;
+                self.closed = true;
+                Ev::ClientClosed
+            }
+            Some(Err(_)) | None => {
+                self.closed = true;
+                Ev::Gone
+            }
+        }
+    }
+
+    /// `slow-reads`: after a frame of `len` bytes, pause reading for as long
+    /// as the budget takes to cover it, so the client's buffers fill up.
+    fn gate_reads(&mut self, len: usize) {
+        let bps = self.slow_reads();
+        if bps > 0 {
+            let secs = len as f64 / bps as f64;
+            self.read_gate = Some(Instant::now() + Duration::from_secs_f64(secs.min(60.0)));
+        }
+    }
+
+    async fn apply(&mut self, cmd: Cmd) -> Option<Ev> {
+        match cmd {
+            Cmd::Close { code, reason } => {
+                self.close(code, &reason).await;
+                Some(Ev::End)
+            }
+            Cmd::Reset => {
+                self.info.arm_reset();
+                self.closed = true;
+                Some(Ev::End)
+            }
+            Cmd::Blackhole(d) => {
+                self.blackhole_until =
+                    Some(Instant::now() + d.unwrap_or(MAX_BLACKHOLE).min(MAX_BLACKHOLE));
+                None
+            }
+            Cmd::Malformed(kind) => {
+                let msg = match kind {
+                    MalformedKind::InvalidJson => {
+                        Message::Text("{\"type\": \"Results\", oops".into())
+                    }
+                    MalformedKind::HugeText => Message::Text("x".repeat(2 << 20).into()),
+                    MalformedKind::UnexpectedBinary => {
+                        Message::Binary(Bytes::from_static(&[0xde, 0xad, 0xbe, 0xef]))
+                    }
+                };
+                if !self.send(msg).await {
+                    return Some(Ev::Gone);
+                }
+                None
+            }
+            Cmd::Wake => None,
+        }
+    }
+
+    /// Sends a frame; false when the socket is gone (the session should end).
+    pub async fn send(&mut self, msg: Message) -> bool {
+        if self.closed {
+            return false;
+        }
+        match timeout(SEND_TIMEOUT, self.ws.send(msg)).await {
+            Ok(Ok(())) => true,
+            _ => {
+                self.closed = true;
+                false
+            }
+        }
+    }
+
+    pub async fn send_json(&mut self, v: &serde_json::Value) -> bool {
+        self.send(Message::Text(v.to_string().into())).await
+    }
+
+    /// Starts the closing handshake and waits (bounded) for the client's reply.
+    pub async fn close(&mut self, code: u16, reason: &str) {
+        if self.closed {
+            return;
+        }
+        let reason = truncate_utf8(reason, 123).to_string();
+        self.session.update(|r| {
+            r.close_code_sent = Some(code);
+            r.close_reason_sent = Some(reason.clone());
+        });
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        if !self.send(Message::Close(Some(frame))).await {
+            return;
+        }
+        let wait = self.app.cfg.timeouts.close_handshake;
+        let deadline = Instant::now() + wait;
+        while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, self.ws.recv()).await {
+            if let Message::Close(frame) = msg {
+                self.session.update(|r| {
+                    r.close_code_received = Some(frame.as_ref().map_or(1005, |f| f.code));
+                    r.close_reason_received = frame.as_ref().map(|f| f.reason.to_string());
+                });
+                break;
+            }
+        }
+        self.closed = true;
+    }
+
+    /// Ends the session: marks it finished, drops the socket (an RST when a
+    /// reset was armed) and writes the recording.
+    pub async fn finish(self) {
+        let Conn {
+            ws, session, app, ..
+        } = self;
+        // Dropping the WebSocket closes the fd; with SO_LINGER 0 armed this
+        // is what sends the RST.
+        drop(ws);
+        session.ctl.live.store(false, Ordering::SeqCst);
+        session.update(|r| r.ended_at_ms = Some(now_ms()));
+        if let Some(dir) = app.cfg.record_dir.clone() {
+            let rec = session.snapshot();
+            let bytes = wav_bytes(&session.pcm(), rec.sample_rate, rec.channels.max(1));
+            let path = dir.join(format!("{}.wav", session.id));
+            if let Err(e) = tokio::fs::write(&path, bytes).await {
+                eprintln!("devserver: cannot write {}: {e}", path.display());
+            }
+        }
+    }
+}
+
+async fn recv_engine(engine: &mut Option<EngineHandle>) -> Option<EngineOut> {
+    match engine {
+        Some(e) => e.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,295 @@
+//! Deepgram-compatible live transcription: `GET /v1/listen`.
+//!
+//! Mirrors the behaviour clients depend on: auth by `Authorization: Token K`
+//! or subprotocols `token, K` (401 at the upgrade when rejected), binary
+//! PCM16 in, `Results` out at least once per second of audio, `KeepAlive`,
+//! `Finalize`, `CloseStream` → finals + `Metadata` + close 1000, and the
+//! 10 s idle close 1011 `NET-0001`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Extension, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use crate::conn::{self, Conn, Ev, MAX_BINARY, MAX_TEXT, MAX_WS_MESSAGE};
+use crate::engine::{self, EngineIn, EngineOut, EngineSpec, Transcript};
+use crate::http::ConnInfo;
+use crate::recording::SessionRecord;
+use crate::util::{self, fingerprint, iso8601, now_ms, token_ok};
+use crate::AppState;
+
+/// Per-connection settings parsed from the query.
+pub struct Params {
+    pub query: BTreeMap<String, String>,
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub engine: engine::EngineKind,
+    pub grammar: Option<std::sync::Arc<str>>,
+}
+
+/// Reads the query parameters every endpoint shares (`sample_rate`,
+/// `channels`, `engine`, `grammar`). Errors are messages for an HTTP 400.
+pub fn params(app: &AppState, q: HashMap<String, String>) -> Result<Params, String> {
+    let query: BTreeMap<String, String> = q.into_iter().collect();
+    let sample_rate = match query.get("sample_rate") {
+        None => 16_000,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|r| (8_000..=192_000).contains(r))
+            .ok_or_else(|| format!("sample_rate must be 8000..=192000, got {v:?}"))?,
+    };
+    let channels = match query.get("channels") {
+        None => 1,
+        Some(v) => v
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (1..=8).contains(c))
+            .ok_or_else(|| format!("channels must be 1..=8, got {v:?}"))?,
+    };
+    let engine = match query.get("engine") {
+        None => app.cfg.engine,
+        Some(e) => engine::EngineKind::parse(e)?,
+    };
+    let grammar = match query.get("grammar").map(String::as_str) {
+        None => app.cfg.grammar.as_deref().map(Into::into),
+        Some("none") => None,
+        Some(name) => Some(
+            engine::pocketsphinx::builtin_grammar(name)
+                .ok_or_else(|| format!("unknown grammar {name:?} (built in: hello, none)"))?
+                .into(),
+        ),
+    };
+    Ok(Params {
+        query,
+        sample_rate,
+        channels,
+        engine,
+        grammar,
+    })
+}
+
+pub async fn handler(
+    State(app): State<AppState>,
+    Extension(info): Extension<ConnInfo>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let protocols = util::offered_protocols(&headers);
+    let sub_token = util::subprotocol_token(&protocols);
+    let token = util::header_token(&headers).or_else(|| sub_token.clone());
+    let p = params(&app, q);
+    let mut record = SessionRecord {
+        endpoint: "deepgram".into(),
+        path: "/v1/listen".into(),
+        token_fingerprint: token.as_deref().map(fingerprint),
+        ..Default::default()
+    };
+    if let Ok(p) = &p {
+        record.query = util::redacted_query(&p.query);
+        record.sample_rate = p.sample_rate;
+        record.channels = p.channels;
+        record.engine = p.engine.name().into();
+    }
+    let admitted = match conn::admit(&app, record).await {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    let p = match p {
+        Ok(p) => p,
+        Err(msg) => return conn::end_http(&admitted.session, StatusCode::BAD_REQUEST, &msg),
+    };
+    if let Some(enc) = p.query.get("encoding").filter(|e| *e != "linear16") {
+        let msg = format!("devserver only decodes encoding=linear16, got {enc:?}");
+        return conn::end_http(&admitted.session, StatusCode::BAD_REQUEST, &msg);
+    }
+    if !token_ok(app.cfg.token.as_deref(), token.as_deref()) {
+        // Deepgram rejects bad credentials at the upgrade with HTTP 401.
+        return conn::end_http(
+            &admitted.session,
+            StatusCode::UNAUTHORIZED,
+            "invalid credentials",
+        );
+    }
+    admitted.session.update(|r| {
+        r.authenticated = true;
+        r.subprotocol = sub_token.as_ref().map(|_| "token".into());
+    });
+    ws.protocols(["token"])
+        .max_message_size(MAX_WS_MESSAGE)
+        .max_frame_size(MAX_WS_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            let mut c = Conn::new(socket, admitted, app, info);
+            run(&mut c, p).await;
+            c.finish().await;
+        })
+}
+
+async fn run(c: &mut Conn, p: Params) {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    c.set_engine(engine::spawn(EngineSpec {
+        kind: p.engine,
+        sample_rate: p.sample_rate,
+        channels: p.channels,
+        grammar: p.grammar,
+        base_secs: 0.0,
+    }));
+    let idle = c.app.cfg.timeouts.idle;
+    let mut last_activity = Instant::now();
+    let mut audio_bytes: u64 = 0;
+    let mut sha = Sha256::new();
+    // Set while a flush is outstanding: true when it came from CloseStream.
+    let mut flushing: Vec<bool> = Vec::new();
+    let bytes_per_sec = f64::from(p.sample_rate) * f64::from(p.channels) * 2.0;
+    loop {
+        match c.next().await {
+            Ev::Binary(b) if b.is_empty() => {
+                // Deepgram's original end-of-stream signal (deprecated in
+                // favour of CloseStream in 2022, still honoured): treat it
+                // exactly like CloseStream.
+                c.session.update(|r| r.close_stream = true);
+                c.engine_send(EngineIn::Flush);
+                flushing.push(true);
+            }
+            Ev::Binary(b) if b.len() > MAX_BINARY => {
+                c.close(1009, "binary frame too large").await;
+                return;
+            }
+            Ev::Binary(b) => {
+                last_activity = Instant::now();
+                audio_bytes += b.len() as u64;
+                sha.update(&b);
+                c.session.add_audio(&b);
+                c.engine_send(EngineIn::Audio(b.to_vec()));
+            }
+            Ev::Text(t) if t.len() > MAX_TEXT => {
+                c.close(1009, "text frame too large").await;
+                return;
+            }
+            Ev::Text(t) => {
+                let kind = serde_json::from_str::<Value>(&t)
+                    .ok()
+                    .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string));
+                match kind.as_deref() {
+                    Some("KeepAlive") => {
+                        last_activity = Instant::now();
+                        c.session.update(|r| r.keepalives += 1);
+                    }
+                    Some("Finalize") => {
+                        last_activity = Instant::now();
+                        c.session.update(|r| r.finalize_count += 1);
+                        c.engine_send(EngineIn::Flush);
+                        flushing.push(false);
+                    }
+                    Some("CloseStream") => {
+                        c.session.update(|r| r.close_stream = true);
+                        c.engine_send(EngineIn::Flush);
+                        flushing.push(true);
+                    }
+                    _ => {
+                        c.session.update(|r| r.invalid_messages += 1);
+                        let warn = json!({
+                            "type": "Warning",
+                            "description": "devserver: unknown or invalid control message ignored",
+                            "variant": "unknown_message",
+                        });
+                        if !c.send_json(&warn).await {
+                            return;
+                        }
+                    }
+                }
+            }
+            Ev::Engine(EngineOut::Transcript(t)) => {
+                let msg = results(&t, &request_id);
+                if !c.send_json(&msg).await {
+                    return;
+                }
+                c.session.update(|r| r.transcripts_sent += 1);
+            }
+            Ev::Engine(EngineOut::Flushed) => {
+                if flushing.is_empty() {
+                    continue;
+                }
+                if flushing.remove(0) {
+                    let meta = json!({
+                        "type": "Metadata",
+                        "transaction_key": "deprecated",
+                        "request_id": request_id,
+                        "sha256": format!("{:x}", sha.clone().finalize()),
+                        "created": iso8601(now_ms()),
+                        "duration": audio_bytes as f64 / bytes_per_sec,
+                        "channels": p.channels,
+                        "models": [],
+                        "model_info": {},
+                    });
+                    if c.send_json(&meta).await {
+                        c.close(1000, "").await;
+                    }
+                    return;
+                }
+            }
+            Ev::Engine(EngineOut::Failed(e)) => {
+                eprintln!("devserver: engine failed: {e}");
+                c.close(1011, &format!("engine failed: {e}")).await;
+                return;
+            }
+            Ev::Tick => {
+                // A pending CloseStream is not idle time: the finals are coming.
+                if flushing.is_empty() && last_activity.elapsed() >= idle {
+                    c.close(1011, "NET-0001").await;
+                    return;
+                }
+            }
+            Ev::Control => {}
+            Ev::ClientClosed | Ev::Gone | Ev::End => return,
+        }
+    }
+}
+
+/// A Deepgram `Results` message.
+pub fn results(t: &Transcript, request_id: &str) -> Value {
+    let words: Vec<Value> = t
+        .words
+        .iter()
+        .map(|w| {
+            json!({
+                "word": w.word,
+                "start": round3(w.start),
+                "end": round3(w.end),
+                "confidence": w.confidence,
+                "punctuated_word": w.word,
+            })
+        })
+        .collect();
+    json!({
+        "type": "Results",
+        "channel_index": [0, 1],
+        "duration": round3(t.end - t.start),
+        "start": round3(t.start),
+        "is_final": t.is_final,
+        "speech_final": t.speech_final,
+        "from_finalize": t.from_finalize,
+        "channel": {
+            "alternatives": [{
+                "transcript": t.text,
+                "confidence": t.confidence,
+                "words": words,
+            }]
+        },
+        "metadata": {
+            "request_id": request_id,
+            "model_info": { "name": "devserver", "version": env!("CARGO_PKG_VERSION"), "arch": "devserver" },
+            "model_uuid": "00000000-0000-0000-0000-000000000000",
+        },
+    })
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

@@ -1,0 +1,50 @@
+//! `devserver`: the development backend of resilient-transcriber.
+//!
+//! It serves the demo page and the built wasm package, speaks three
+//! transcription wire protocols (Deepgram's `/v1/listen`, Omi's
+//! `/v4/web/listen`, and the project's resumable `/v1/stream`, see
+//! `docs/protocol.md`), records what every session received, injects network
+//! faults on command through `/control/*`, and can run as a relay in front of
+//! a real upstream (`relay`). The library target exists so integration tests
+//! can start a server in-process on port 0:
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let cfg = devserver::ServerConfig { port: 0, ..Default::default() };
+//! let server = devserver::Server::bind(cfg).await?;
+//! let addr = server.local_addr();
+//! tokio::spawn(server.run());
+//! # let _ = addr; Ok(()) }
+//! ```
+
+pub mod cli;
+pub mod config;
+mod conn;
+mod control;
+mod deepgram;
+pub mod engine;
+pub mod faults;
+mod generic;
+mod http;
+mod omi;
+pub mod recording;
+pub mod relay;
+pub mod util;
+pub mod wav;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use config::{ServerConfig, Timeouts};
+pub use engine::EngineKind;
+pub use http::Server;
+
+/// Shared server state.
+pub(crate) struct App {
+    pub cfg: ServerConfig,
+    pub recorder: recording::Recorder,
+    pub faults: faults::Faults,
+    pub streams: Mutex<HashMap<String, generic::StreamStore>>,
+}
+
+pub(crate) type AppState = Arc<App>;

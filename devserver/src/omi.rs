@@ -1,0 +1,219 @@
+//! Omi-compatible web listening: `GET /v4/web/listen`.
+//!
+//! The session is ready only after the first message, `{"type":"auth",
+//! "token":...}`, is answered by `auth_response` success and
+//! `service_status` ready; this is what the client's "ready" means for Omi.
+//! Transcripts are JSON arrays of segments; the server sends a text `ping`
+//! every 10 s; binary frames of at most 2 bytes are keepalives.
+
+use std::collections::HashMap;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Extension, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::conn::{self, Conn, Ev, MAX_BINARY, MAX_TEXT, MAX_WS_MESSAGE};
+use crate::deepgram::{params, Params};
+use crate::engine::{self, EngineIn, EngineOut, EngineSpec};
+use crate::http::ConnInfo;
+use crate::recording::SessionRecord;
+use crate::util::{self, fingerprint, token_ok};
+use crate::AppState;
+
+pub async fn handler(
+    State(app): State<AppState>,
+    Extension(info): Extension<ConnInfo>,
+    Query(q): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let p = params(&app, q);
+    let mut record = SessionRecord {
+        endpoint: "omi".into(),
+        path: "/v4/web/listen".into(),
+        ..Default::default()
+    };
+    if let Ok(p) = &p {
+        record.query = util::redacted_query(&p.query);
+        record.sample_rate = p.sample_rate;
+        record.channels = p.channels;
+        record.engine = p.engine.name().into();
+    }
+    let admitted = match conn::admit(&app, record).await {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    let p = match p {
+        Ok(p) => p,
+        Err(msg) => return conn::end_http(&admitted.session, StatusCode::BAD_REQUEST, &msg),
+    };
+    ws.max_message_size(MAX_WS_MESSAGE)
+        .max_frame_size(MAX_WS_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            let mut c = Conn::new(socket, admitted, app, info);
+            run(&mut c, p).await;
+            c.finish().await;
+        })
+}
+
+async fn run(c: &mut Conn, p: Params) {
+    let codec = p.query.get("codec").map(String::as_str).unwrap_or("pcm16");
+    if !matches!(codec, "pcm16" | "linear16") {
+        c.close(1003, &format!("unsupported codec {codec}")).await;
+        return;
+    }
+    if !authenticate(c).await {
+        return;
+    }
+    if !c
+        .send_json(&json!({"type": "service_status", "status": "ready"}))
+        .await
+    {
+        return;
+    }
+    c.set_engine(engine::spawn(EngineSpec {
+        kind: p.engine,
+        sample_rate: p.sample_rate,
+        channels: p.channels,
+        grammar: p.grammar,
+        base_secs: 0.0,
+    }));
+    let t = c.app.cfg.timeouts.clone();
+    let mut last_inbound = Instant::now();
+    let mut last_ping = Instant::now();
+    // Interim results update one segment; its id changes after each final.
+    let mut segment_id = uuid::Uuid::new_v4().to_string();
+    loop {
+        let ev = c.next().await;
+        if matches!(ev, Ev::Text(_) | Ev::Binary(_) | Ev::Control) {
+            last_inbound = Instant::now();
+        }
+        match ev {
+            Ev::Binary(b) if b.len() <= 2 => c.session.update(|r| r.keepalives += 1),
+            Ev::Binary(b) if b.len() > MAX_BINARY => {
+                c.close(1009, "binary frame too large").await;
+                return;
+            }
+            Ev::Binary(b) => {
+                c.session.add_audio(&b);
+                c.engine_send(EngineIn::Audio(b.to_vec()));
+            }
+            Ev::Text(t) if t.len() > MAX_TEXT => {
+                c.close(1009, "text frame too large").await;
+                return;
+            }
+            Ev::Text(t) => {
+                // The web client may send its own `pong`/keepalive texts;
+                // anything else is counted and ignored, never fatal.
+                if t.trim() == "pong" || t.trim() == "ping" {
+                    c.session.update(|r| r.keepalives += 1);
+                } else {
+                    c.session.update(|r| r.invalid_messages += 1);
+                }
+            }
+            Ev::Engine(EngineOut::Transcript(tr)) => {
+                if tr.text.is_empty() {
+                    continue;
+                }
+                let seg = json!([{
+                    "id": segment_id,
+                    "text": tr.text,
+                    "speaker": "SPEAKER_00",
+                    "speaker_id": 0,
+                    "is_user": false,
+                    "person_id": Value::Null,
+                    "start": tr.start,
+                    "end": tr.end,
+                }]);
+                if tr.is_final {
+                    segment_id = uuid::Uuid::new_v4().to_string();
+                }
+                if !c.send_json(&seg).await {
+                    return;
+                }
+                c.session.update(|r| r.transcripts_sent += 1);
+            }
+            Ev::Engine(EngineOut::Flushed) => {}
+            Ev::Engine(EngineOut::Failed(e)) => {
+                eprintln!("devserver: engine failed: {e}");
+                c.close(1011, &format!("engine failed: {e}")).await;
+                return;
+            }
+            Ev::Tick => {
+                if last_inbound.elapsed() >= t.omi_idle {
+                    c.close(1001, "no data received").await;
+                    return;
+                }
+                if last_ping.elapsed() >= t.ping {
+                    last_ping = Instant::now();
+                    if !c
+                        .send(axum::extract::ws::Message::Text("ping".into()))
+                        .await
+                    {
+                        return;
+                    }
+                }
+            }
+            Ev::Control => {}
+            Ev::ClientClosed | Ev::Gone | Ev::End => return,
+        }
+    }
+}
+
+/// Waits for the `auth` message. True when the session may go on.
+async fn authenticate(c: &mut Conn) -> bool {
+    let deadline = Instant::now() + c.app.cfg.timeouts.auth;
+    loop {
+        match c.next().await {
+            Ev::Tick => {
+                if Instant::now() >= deadline {
+                    c.close(1008, "auth timeout").await;
+                    return false;
+                }
+            }
+            // Keepalive bytes may precede auth.
+            Ev::Binary(b) if b.len() <= 2 => c.session.update(|r| r.keepalives += 1),
+            Ev::Text(t) if t.len() <= MAX_TEXT => {
+                let v: Option<Value> = serde_json::from_str(&t).ok();
+                let is_auth = v
+                    .as_ref()
+                    .and_then(|v| v.get("type"))
+                    .and_then(Value::as_str)
+                    == Some("auth");
+                if !is_auth {
+                    c.session.update(|r| r.invalid_messages += 1);
+                    c.close(1008, "auth required").await;
+                    return false;
+                }
+                let token = v
+                    .as_ref()
+                    .and_then(|v| v.get("token"))
+                    .and_then(Value::as_str);
+                let ok = token_ok(c.app.cfg.token.as_deref(), token);
+                c.session.update(|r| {
+                    r.token_fingerprint = token.map(fingerprint);
+                    r.authenticated = ok;
+                });
+                let sent = c
+                    .send_json(&json!({"type": "auth_response", "success": ok}))
+                    .await;
+                if !ok {
+                    if sent {
+                        c.close(1008, "unauthorized").await;
+                    }
+                    return false;
+                }
+                return sent;
+            }
+            Ev::Text(_) | Ev::Binary(_) => {
+                c.session.update(|r| r.invalid_messages += 1);
+                c.close(1008, "auth required").await;
+                return false;
+            }
+            Ev::Engine(_) | Ev::Control => {}
+            Ev::ClientClosed | Ev::Gone | Ev::End => return false,
+        }
+    }
+}
