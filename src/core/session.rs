@@ -625,7 +625,10 @@ impl Session {
                 self.timers.set(Timer::CloseDeadline, deadline);
                 self.timers.clear(Timer::ResetAttempts);
                 self.set_state(State::Closing, Some("close requested".into()), None);
-                if self.socket.is_none() {
+                // No socket while `getToken` runs is an attempt in progress,
+                // not a lost connection: starting another would call
+                // `getToken` twice and reject the first token's answer.
+                if self.socket.is_none() && !self.awaiting_token {
                     self.timers.clear(Timer::Reconnect);
                     if self.queue.pending_len() == 0 {
                         self.finish(None, "closed".into());
