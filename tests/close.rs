@@ -176,3 +176,31 @@ fn close_never_hangs_past_timeout() {
         "one more try at close"
     );
 }
+
+/// `close({flush: true})` while `getToken` is still running: the attempt in
+/// progress carries the flush. Starting another one would call `getToken`
+/// a second time, count a phantom attempt, and reject the first answer as
+/// unexpected.
+#[test]
+fn close_while_fetching_token_makes_no_second_attempt() {
+    let mut cfg = config(Provider::Deepgram);
+    cfg.token_callback = true;
+    let mut h = Harness::with_config(cfg);
+    h.token_delay = secs(2);
+    h.connect();
+    h.push_audio(3_200);
+    h.run_for(ms(500));
+    close(&mut h, None);
+    h.drive_bounded(1_000);
+    assert_eq!(h.token_requests.len(), 1, "{:?}", h.token_requests);
+    assert!(h.usage_errors.is_empty(), "{:?}", h.usage_errors);
+    assert_eq!(h.stats().attempts, 1);
+    assert_eq!(h.opens.len(), 1);
+    assert_eq!(h.closed().unwrap().1, Some(1000));
+    assert_eq!(
+        h.unique_samples_received(),
+        3_200,
+        "flushed over the one attempt"
+    );
+    assert!(h.dropped().is_empty());
+}
