@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # THE test command (`npm test`): formatting, lints, native tests of the core
-# and the devserver, then the browser suites.
+# and the devserver, the package build and its typings, then the browser
+# suites (Chromium, Firefox, WebKitGTK) and the end-to-end demo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PWD/node_modules/.bin:$PATH"
@@ -9,9 +10,19 @@ step() { printf '\n=== %s\n' "$*"; }
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
-step "cargo clippy"
+step "cargo clippy (native and wasm32)"
 cargo clippy --workspace --all-targets -- -D warnings
-step "core builds for wasm32 with no web dependency reachable from core"
-cargo build --lib --target wasm32-unknown-unknown --quiet
+cargo clippy -p resilient-transcriber --lib --tests --target wasm32-unknown-unknown -- -D warnings
+step "the core has no web dependency"
+if cargo tree -p resilient-transcriber --target x86_64-unknown-linux-gnu -e normal --prefix none | grep -E '^(wasm-bindgen|web-sys|js-sys|gloo)'; then
+  echo "a web crate is reachable from the native build of the core" >&2
+  exit 1
+fi
 step "cargo test (core + devserver)"
 cargo test --workspace
+step "package build (web + bundler) and its size"
+bash scripts/build.sh
+step "TypeScript typings (tsc --noEmit over tests/types/usage.ts)"
+tsc -p tests/types
+step "browser tests"
+bash scripts/test-browsers.sh

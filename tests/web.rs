@@ -182,7 +182,7 @@ async fn connect(c: &TranscriptionClient) -> Result<JsValue, JsValue> {
 }
 
 async fn close(c: &TranscriptionClient, opts: &str) -> JsValue {
-    JsFuture::from(c.close(parse(opts)).unwrap()).await.unwrap()
+    JsFuture::from(c.close(Some(parse(opts))).unwrap()).await.unwrap()
 }
 
 fn assert_conserved(c: &TranscriptionClient) {
@@ -556,7 +556,7 @@ async fn close_during_connecting_rejects_connect() {
     ));
     let ready = c.connect();
     sleep(100).await;
-    let closed = c.close(JsValue::UNDEFINED).unwrap();
+    let closed = c.close(None).unwrap();
     let err = JsFuture::from(ready)
         .await
         .expect_err("connect must reject after close");
@@ -595,7 +595,7 @@ async fn reentrant_close_from_listener() {
     let c = Rc::new(c);
     let c2 = c.clone();
     let f = Closure::<dyn FnMut(JsValue)>::new(move |_e: JsValue| {
-        let _ = c2.close(JsValue::UNDEFINED).unwrap();
+        let _ = c2.close(None).unwrap();
         c2.send_audio(counting_chunk(0).into(), None).unwrap();
     });
     c.on("open".into(), f.as_ref().clone()).unwrap();
@@ -762,9 +762,9 @@ fn wrong_typed_calls_throw_naming_the_argument() {
     );
     let e = c.on("open".into(), JsValue::from_f64(1.0)).unwrap_err();
     assert_eq!(string(&e, "field"), "listener");
-    let e = c.close(JsValue::from_str("now")).unwrap_err();
+    let e = c.close(Some(JsValue::from_str("now"))).unwrap_err();
     assert_eq!(string(&e, "field"), "options");
-    let e = c.close(parse(r#"{"timeoutMs":-1}"#)).unwrap_err();
+    let e = c.close(Some(parse(r#"{"timeoutMs":-1}"#))).unwrap_err();
     assert_eq!(string(&e, "field"), "timeoutMs");
     // Nothing above changed the client.
     assert_eq!(c.state(), "idle");

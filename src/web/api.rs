@@ -107,6 +107,17 @@ export interface MicrophoneOptions {
 }
 
 export interface TranscriptionClient {
+  /**
+   * Closes. With `flush` (default true): sends what is queued, asks the backend to finalize, waits for
+   * final results and its close, bounded by `timeoutMs` (default `closeTimeoutMs`), then closes 1000.
+   * Without: closes at once and reports unsent audio as dropped. Resolves with a summary; never rejects.
+   */
+  close(options?: CloseOptions): Promise<CloseSummary>;
+  /**
+   * Captures the microphone (AudioWorklet → resample → PCM16 → queue); resolves when audio flows.
+   * Rejects with code `mic-active` if already capturing, `closed` after close(), `mic-permission` when denied.
+   */
+  startMicrophone(options?: MicrophoneOptions): Promise<void>;
   /** Adds a listener; returns a function that removes it. */
   on<K extends keyof TranscriptionEventMap>(type: K, listener: (event: TranscriptionEventMap[K]) => void): () => void;
   /** Adds a listener called at most once; returns a function that removes it. */
@@ -230,12 +241,12 @@ impl TranscriptionClient {
     /// by `timeoutMs` (default `closeTimeoutMs`), then closes 1000. Without:
     /// closes at once and reports unsent audio as dropped. Resolves with a
     /// summary (close code, reason, stats); never rejects.
-    #[wasm_bindgen(unchecked_return_type = "Promise<CloseSummary>")]
+    #[wasm_bindgen(skip_typescript)]
     pub fn close(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "CloseOptions | undefined")] options: JsValue,
+        options: Option<JsValue>,
     ) -> Result<Promise, JsValue> {
-        let (flush, timeout) = close_options(&options)?;
+        let (flush, timeout) = close_options(&options.unwrap_or(JsValue::UNDEFINED))?;
         let shared = self.shared.clone();
         Ok(Promise::new(&mut |resolve, _reject| {
             shared.with_input(|d, actions| {
@@ -297,12 +308,12 @@ impl TranscriptionClient {
     /// with code `mic-active` if already capturing, `closed` after
     /// `close()`, `mic-permission` (also a fatal `error` event) when the
     /// user or policy denies the microphone.
-    #[wasm_bindgen(js_name = startMicrophone, unchecked_return_type = "Promise<void>")]
+    #[wasm_bindgen(js_name = startMicrophone, skip_typescript)]
     pub fn start_microphone(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "MicrophoneOptions | undefined")] options: JsValue,
+        options: Option<JsValue>,
     ) -> Result<Promise, JsValue> {
-        let o = capture::parse_options(&options)?;
+        let o = capture::parse_options(&options.unwrap_or(JsValue::UNDEFINED))?;
         {
             let mut d = self.shared.driver.borrow_mut();
             let state = d.session.state();

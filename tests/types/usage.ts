@@ -1,0 +1,57 @@
+// Compiled with `tsc --noEmit` by `npm test`: proves the generated typings
+// are precise and usable. Lines marked @ts-expect-error MUST fail to type-check.
+import init, { TranscriptionClient, AudioPreprocessor } from "../../pkg/resilient_transcriber.js";
+import type { CloseSummary, StateEvent, TranscriptionState, ClientError } from "../../pkg/resilient_transcriber.js";
+
+export async function demo(): Promise<void> {
+  await init();
+  const client = new TranscriptionClient({
+    url: "wss://example.com/v1/listen",
+    provider: "deepgram",
+    getToken: async () => "token",
+    reconnect: { initialDelayMs: 500, maxDelayMs: 60_000, maxAttempts: Infinity },
+    buffer: { ttlMs: 30_000, maxBytes: 960_000, replayRate: 4 },
+  });
+  const off: () => void = client.on("transcript", (t) => {
+    const text: string = t.text;
+    const final: boolean = t.isFinal;
+    console.log(text, final, t.start, t.end, t.speaker);
+  });
+  client.on("state", (s: StateEvent) => {
+    const state: TranscriptionState = s.state;
+    const retry: number | null = s.retryInMs;
+    console.log(state, retry, s.attempt);
+  });
+  client.once("dropped", (d) => {
+    const reason: "ttl" | "capacity" | "closed" | "failed" = d.reason;
+    console.log(reason, d.audioMs);
+  });
+  client.on("error", (e) => console.log(e.code, e.fatal));
+  client.on("reconnecting", (r) => console.log(r.attempt, r.delayMs));
+  client.on("close", (c) => console.log(c.code, c.stats.bytesSent));
+  // @ts-expect-error: unknown event types are rejected by the types too
+  client.on("transcripts", () => {});
+  // @ts-expect-error: a transcript has no `delayMs`
+  client.on("transcript", (t) => t.delayMs);
+  try {
+    await client.connect();
+  } catch (e) {
+    const err = e as ClientError;
+    console.log(err.code, err.field);
+  }
+  client.sendAudio(new Int16Array(1600));
+  client.sendAudio(new Float32Array(4800), 48_000);
+  // @ts-expect-error: plain arrays are not audio
+  client.sendAudio([1, 2, 3]);
+  await client.startMicrophone({ echoCancellation: true });
+  client.stopMicrophone();
+  const capturing: boolean = client.capturing;
+  const summary: CloseSummary = await client.close({ flush: true, timeoutMs: 5000 });
+  console.log(summary.reason, capturing, client.stats().bytesDropped, client.state);
+  await client.close();
+  off();
+  client.free();
+  const pre = new AudioPreprocessor(16_000, 100);
+  const chunks: number = pre.push(new Float32Array(128), 48_000);
+  console.log(chunks, pre.lastChunk().length);
+}
