@@ -1,0 +1,263 @@
+//! `/v1/listen`: the Deepgram-compatible endpoint, as a client sees it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const Q: &str = "/v1/listen?encoding=linear16&sample_rate=16000&channels=1&interim_results=true";
+
+/// A client that stops the stream must get every final, then Metadata, then a
+/// clean 1000, or it cannot tell a finished session from a broken one.
+#[tokio::test]
+async fn close_stream_yields_finals_then_metadata_then_1000() {
+    let srv = start().await;
+    let mut ws = connect_ok(&srv.ws_url(Q)).await;
+    let mut audio = tone(0.3, 0.0, 16_000);
+    audio.extend(tone(1.0, 0.5, 16_000));
+    for chunk in audio.chunks(3200) {
+        send_bin(&mut ws, chunk).await;
+    }
+    send_text(&mut ws, r#"{"type":"CloseStream"}"#).await;
+    let (close, msgs) = until_close(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(close, Some((1000, String::new())));
+    let last = msgs.last().expect("messages before close");
+    assert_eq!(last["type"], "Metadata");
+    assert_eq!(last["transaction_key"], "deprecated");
+    assert_eq!(last["channels"], 1);
+    assert!(
+        (last["duration"].as_f64().unwrap() - 1.3).abs() < 0.01,
+        "{last}"
+    );
+    assert!(last["created"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(last["sha256"].as_str().unwrap().len(), 64);
+    let finals: Vec<_> = msgs
+        .iter()
+        .filter(|m| m["type"] == "Results" && m["is_final"] == true)
+        .filter(|m| {
+            m["channel"]["alternatives"][0]["transcript"]
+                .as_str()
+                .unwrap()
+                != ""
+        })
+        .collect();
+    assert_eq!(finals.len(), 1, "{msgs:?}");
+    let f = finals[0];
+    assert_eq!(f["from_finalize"], true);
+    assert_eq!(f["channel_index"], serde_json::json!([0, 1]));
+    let alt = &f["channel"]["alternatives"][0];
+    assert!(
+        alt["transcript"]
+            .as_str()
+            .unwrap()
+            .starts_with("[meter] speech 1.0s"),
+        "{alt}"
+    );
+    assert!(alt["confidence"].is_number());
+    let w = &alt["words"][0];
+    for k in ["word", "start", "end", "confidence", "punctuated_word"] {
+        assert!(!w[k].is_null(), "word lacks {k}: {w}");
+    }
+    assert_eq!(f["metadata"]["request_id"], last["request_id"]);
+    let s = srv
+        .wait_session(|s| s["endpoint"] == "deepgram" && !s["ended_at_ms"].is_null())
+        .await;
+    assert_eq!(s["close_stream"], true);
+    assert_eq!(s["bytes_received"], audio.len());
+    assert_eq!(s["close_code_sent"], 1000);
+    assert!(s["transcripts_sent"].as_u64().unwrap() >= 1);
+}
+
+/// The client's liveness watchdog relies on results arriving for streamed
+/// audio even when nobody speaks.
+#[tokio::test]
+async fn silence_still_gets_a_result_every_second_of_audio() {
+    let srv = start().await;
+    let mut ws = connect_ok(&srv.ws_url(Q)).await;
+    for chunk in tone(3.0, 0.0, 16_000).chunks(3200) {
+        send_bin(&mut ws, chunk).await;
+    }
+    let mut results = 0;
+    for _ in 0..3 {
+        let m = next_json(&mut ws).await;
+        assert_eq!(m["type"], "Results");
+        assert_eq!(m["channel"]["alternatives"][0]["transcript"], "");
+        results += 1;
+    }
+    assert_eq!(results, 3);
+}
+
+#[tokio::test]
+async fn finalize_flushes_a_final_marked_from_finalize_and_keeps_the_socket() {
+    let srv = start().await;
+    let mut ws = connect_ok(&srv.ws_url(Q)).await;
+    send_bin(&mut ws, &tone(0.4, 0.5, 16_000)).await;
+    send_text(&mut ws, r#"{"type":"Finalize"}"#).await;
+    let m = next_json(&mut ws).await;
+    assert_eq!(m["is_final"], true);
+    assert_eq!(m["from_finalize"], true);
+    send_text(&mut ws, r#"{"type":"KeepAlive"}"#).await;
+    send_text(&mut ws, r#"{"type":"Nonsense"}"#).await;
+    let warn = next_json(&mut ws).await;
+    assert_eq!(warn["type"], "Warning");
+    let s = srv
+        .wait_session(|s| s["finalize_count"] == 1 && s["keepalives"] == 1)
+        .await;
+    assert_eq!(s["invalid_messages"], 1);
+    assert!(
+        s["ended_at_ms"].is_null(),
+        "an unknown message must not close: {s}"
+    );
+}
+
+#[tokio::test]
+async fn idle_connection_closes_with_net_0001() {
+    let srv = start().await;
+    let mut ws = connect_ok(&srv.ws_url(Q)).await;
+    let t0 = std::time::Instant::now();
+    let (close, _) = until_close(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(close, Some((1011, "NET-0001".into())));
+    assert!(t0.elapsed() >= Duration::from_millis(500));
+}
+
+#[tokio::test]
+async fn keepalives_hold_an_idle_connection_open() {
+    let srv = start().await;
+    let mut ws = connect_ok(&srv.ws_url(Q)).await;
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        send_text(&mut ws, r#"{"type":"KeepAlive"}"#).await;
+    }
+    // 1.2 s > the 0.6 s idle timeout, yet still open.
+    assert!(matches!(
+        next(&mut ws, Duration::from_millis(100)).await,
+        Got::Timeout
+    ));
+    let s = srv.wait_session(|s| s["keepalives"] == 6).await;
+    assert!(s["close_code_sent"].is_null());
+}
+
+#[tokio::test]
+async fn auth_by_header_or_subprotocol_and_bad_tokens_get_401() {
+    let srv = start().await;
+    let url = srv.ws_url(Q);
+    let (_ws, selected) = connect(&url, &["token", "secret-1"], &[]).await.unwrap();
+    assert_eq!(
+        selected.as_deref(),
+        Some("token"),
+        "browsers fail unless `token` is selected"
+    );
+    connect(&url, &[], &[("authorization", "Token k2")])
+        .await
+        .unwrap();
+    connect(&url, &[], &[])
+        .await
+        .expect("no token is fine without --token");
+    for (protocols, headers) in [
+        (vec!["token", "bad-key"], vec![]),
+        (vec![], vec![("authorization", "Token bad")]),
+    ] {
+        match connect(&url, &protocols, &headers).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 401),
+            other => panic!("expected 401, got {:?}", other.map(|_| ())),
+        }
+    }
+    let sessions = srv.sessions().await;
+    let fp: Vec<_> = sessions
+        .iter()
+        .map(|s| s["token_fingerprint"].clone())
+        .collect();
+    assert!(fp[0].as_str().unwrap().len() >= 8 && !fp[0].as_str().unwrap().contains("secret"));
+    assert_eq!(sessions[0]["subprotocol"], "token");
+    assert_eq!(sessions[3]["http_status"], 401);
+    assert_eq!(sessions[3]["authenticated"], false);
+}
+
+#[tokio::test]
+async fn configured_token_is_the_only_one_accepted() {
+    let srv = start_with(|c| c.token = Some("s3cret".into())).await;
+    let url = srv.ws_url(Q);
+    connect(&url, &["token", "s3cret"], &[])
+        .await
+        .expect("right token");
+    for protocols in [vec!["token", "other"], vec![]] {
+        let err = connect(&url, &protocols, &[])
+            .await
+            .err()
+            .expect("rejected");
+        assert!(
+            matches!(err, tokio_tungstenite::tungstenite::Error::Http(ref r) if r.status() == 401),
+            "{err:?}"
+        );
+    }
+}
+
+/// Deepgram's original end-of-stream signal was an empty binary message; it
+/// is deprecated but still honoured like CloseStream, so a client that sends
+/// an empty frame by accident ends its session.
+#[tokio::test]
+async fn empty_binary_frame_ends_the_stream_like_close_stream() {
+    let srv = start().await;
+    let mut ws = connect_ok(&srv.ws_url(Q)).await;
+    send_bin(&mut ws, &tone(0.2, 0.5, 16_000)).await;
+    send_bin(&mut ws, &[]).await;
+    let (close, msgs) = until_close(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(close.map(|c| c.0), Some(1000));
+    assert_eq!(msgs.last().unwrap()["type"], "Metadata");
+}
+
+#[tokio::test]
+async fn oversized_frames_close_with_1009() {
+    let srv = start().await;
+    let mut ws = connect_ok(&srv.ws_url(Q)).await;
+    send_text(&mut ws, &"x".repeat(65 * 1024)).await;
+    assert_eq!(
+        until_close(&mut ws, Duration::from_secs(5))
+            .await
+            .0
+            .map(|c| c.0),
+        Some(1009)
+    );
+    let mut ws = connect_ok(&srv.ws_url(Q)).await;
+    send_bin(&mut ws, &vec![0u8; (1 << 20) + 2]).await;
+    assert_eq!(
+        until_close(&mut ws, Duration::from_secs(5))
+            .await
+            .0
+            .map(|c| c.0),
+        Some(1009)
+    );
+}
+
+#[tokio::test]
+async fn recording_keeps_the_audio_and_strips_tokens_from_the_query() {
+    let srv = start().await;
+    let mut ws = connect_ok(&srv.ws_url(&format!("{Q}&token=abc&language=en"))).await;
+    let audio = tone(0.5, 0.3, 16_000);
+    send_bin(&mut ws, &audio[..1000]).await;
+    send_bin(&mut ws, &audio[1000..]).await;
+    close(&mut ws, 4000, "bye").await;
+    let s = srv.wait_session(|s| !s["ended_at_ms"].is_null()).await;
+    assert_eq!(s["close_code_received"], 4000);
+    assert_eq!(s["close_reason_received"], "bye");
+    assert_eq!(s["audio_frames"], 2);
+    assert!(s["query"].get("token").is_none());
+    assert_eq!(s["query"]["language"], "en");
+    assert_eq!(s["engine"], "meter");
+    assert!(s["first_audio_ms"].as_u64().unwrap() <= s["last_audio_ms"].as_u64().unwrap());
+    let (status, wav) = srv
+        .http(
+            "GET",
+            &format!("/control/sessions/{}/audio", s["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let w = devserver::wav::parse_wav(&wav).unwrap();
+    assert_eq!((w.sample_rate, w.channels), (16_000, 1));
+    assert_eq!(w.pcm, audio);
+    let (status, _) = srv.http("DELETE", "/control/sessions", None).await;
+    assert_eq!(status, 200);
+    assert!(srv.sessions().await.is_empty());
+}
