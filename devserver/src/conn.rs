@@ -328,7 +328,11 @@ impl Conn {
                 }
                 None
             }
-            Cmd::Wake => None,
+            Cmd::Wake => {
+                // Faults changed: a read pause from slow-reads ends now.
+                self.read_gate = None;
+                None
+            }
         }
     }
 

@@ -289,6 +289,7 @@ fn apply(app: &AppState, command: &str, body: &Body<'_>) -> Result<Value, BadInp
                     for s in app.recorder.live() {
                         if bps == 0 {
                             s.ctl.slow_reads_bps.store(0, Ordering::SeqCst);
+                            let _ = s.ctl.tx.send(Cmd::Wake);
                         } else {
                             s.add_fault(format!("slow-reads:{bps}"));
                         }

@@ -309,7 +309,12 @@ pub async fn until_close(ws: &mut Ws, within: Duration) -> (Option<(u16, String)
                 }
             }
             Got::Binary(_) => {}
-            Got::Close(c) => return (c, texts),
+            Got::Close(c) => {
+                // Like a browser, answer the close at once: polling once more
+                // flushes tungstenite's queued reply.
+                let _ = tokio::time::timeout(Duration::from_secs(1), ws.next()).await;
+                return (c, texts);
+            }
             other => panic!("expected a close frame, got {other:?} after {texts:?}"),
         }
     }
