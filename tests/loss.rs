@@ -274,3 +274,49 @@ fn audio_after_close_is_reported_dropped() {
     assert_eq!(d.len(), 1);
     assert_eq!((d[0].1.reason, d[0].1.bytes), (DropReason::Failed, 3_200));
 }
+
+/// Generic protocol, small buffer: a blackhole swallows audio the client
+/// sent (never acknowledged), the queue lets go of that unconfirmed audio
+/// for capacity, then the server is down for a while. Before the fix, the
+/// unconfirmed audio counted as "sent" forever and ~24 s vanished without a
+/// `dropped` event. Now every byte the server never stored is reported:
+/// the server's gaps equal the reported drops, exactly.
+#[test]
+fn unconfirmed_audio_lost_in_a_blackhole_is_reported_not_silent() {
+    let mut cfg = config(Provider::Generic);
+    cfg.max_bytes = 100 * 3_200; // 10 s
+    let mut h = Harness::with_config(cfg);
+    h.connect();
+    h.mic_start();
+    h.at(t(20_000), Fault::Blackhole);
+    // The watchdog cuts the blackhole at ~45 s; the server is down 40–60 s.
+    h.at(t(40_000), Fault::Down(secs(20)));
+    h.run_until(t(120_000));
+    assert!(h.ready_events().len() >= 2, "{:?}", h.ready_events());
+    h.mic_stop();
+    h.input(Input::Close {
+        flush: true,
+        timeout: None,
+    })
+    .unwrap();
+    h.drive_bounded(10_000);
+    let reported: u64 = h.dropped().iter().map(|(_, d)| d.bytes).sum();
+    assert!(
+        reported > 10 * 32_000,
+        "most of the outage is lost: {reported}"
+    );
+    let missing = (h.pushed_samples() - h.unique_samples_received()) * 2;
+    assert_eq!(
+        reported, missing,
+        "every byte the server lacks is reported, and nothing else"
+    );
+    let s = h.stats();
+    assert_eq!(
+        s.bytes_pushed,
+        s.bytes_sent + s.bytes_queued + s.bytes_dropped
+    );
+    assert_eq!(
+        s.bytes_sent, s.bytes_acked,
+        "sent means confirmed once the stream finished"
+    );
+}

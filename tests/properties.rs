@@ -303,9 +303,16 @@ impl Driver {
             st
         );
         prop_assert_eq!(st.bytes_dropped, self.dropped_event_bytes);
-        prop_assert_eq!(st.bytes_sent, self.first_sent_bytes);
+        if self.provider == Provider::Generic {
+            // Sent-but-unconfirmed audio of a lost connection goes back to
+            // "queued" (or into a drop report), so `sent` counts unique
+            // bytes that reached the wire and were not taken back.
+            prop_assert!(st.bytes_sent <= self.first_sent_bytes);
+        } else {
+            prop_assert_eq!(st.bytes_sent, self.first_sent_bytes);
+        }
         prop_assert_eq!(st.bytes_resent, self.resent_bytes);
-        prop_assert!(st.bytes_acked <= st.bytes_sent + st.bytes_resent);
+        prop_assert!(st.bytes_acked <= self.first_sent_bytes);
         prop_assert!(self.s.queued_bytes() <= self.max_bytes);
         if let Some(t) = self.terminal {
             prop_assert_eq!(self.s.state(), t);

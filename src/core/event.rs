@@ -210,7 +210,9 @@ pub enum Event {
 pub struct Stats {
     /// PCM16 bytes accepted from the user (after resampling).
     pub bytes_pushed: u64,
-    /// Bytes sent at least once.
+    /// Bytes sent (once each; with the generic protocol, bytes sent but
+    /// unconfirmed when a connection dies go back to `bytes_queued` until
+    /// they are resent).
     pub bytes_sent: u64,
     /// Of the bytes sent, those the server acknowledged (generic protocol).
     pub bytes_acked: u64,
@@ -218,11 +220,11 @@ pub struct Stats {
     pub bytes_queued: u64,
     /// Bytes reported in `dropped` events.
     pub bytes_dropped: u64,
-    /// Bytes sent again after a reconnect (generic resume); not in `bytes_sent`.
+    /// Bytes sent again after a reconnect (generic resume); in `bytes_sent` once.
     pub bytes_resent: u64,
     /// Chunks made from the pushed audio.
     pub chunks_pushed: u64,
-    /// Chunks sent at least once.
+    /// Chunks sent (counted like `bytes_sent`).
     pub chunks_sent: u64,
     /// Chunks waiting in the queue.
     pub chunks_queued: u64,

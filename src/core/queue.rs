@@ -43,12 +43,17 @@ pub struct DropTally {
 impl DropTally {
     /// Counts one dropped chunk of `bytes`.
     pub fn add(&mut self, reason: DropReason, bytes: u64) {
+        self.add_n(reason, 1, bytes);
+    }
+
+    /// Counts `chunks` dropped chunks totalling `bytes`.
+    pub fn add_n(&mut self, reason: DropReason, chunks: u32, bytes: u64) {
         match self.entries.iter_mut().find(|(r, _, _)| *r == reason) {
-            Some((_, chunks, b)) => {
-                *chunks += 1;
+            Some((_, c, b)) => {
+                *c += chunks;
                 *b += bytes;
             }
-            None => self.entries.push((reason, 1, bytes)),
+            None => self.entries.push((reason, chunks, bytes)),
         }
     }
 
@@ -63,6 +68,41 @@ impl DropTally {
     }
 }
 
+/// Bytes that moved between the "sent" and "queued" categories of the
+/// stats: sent but unconfirmed audio going back to the queue (or into a
+/// drop report), or a waiting resend the queue let go of, which counts as
+/// sent again until the server's verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unsent {
+    /// Bytes no longer counted as sent.
+    pub bytes: u64,
+    /// Chunks no longer counted as sent.
+    pub chunks: u64,
+}
+
+/// What an acknowledgement confirmed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Acked {
+    /// Bytes newly confirmed.
+    pub bytes: u64,
+    /// Of those, bytes (and chunks) that were waiting to be resent: they
+    /// move from queued back to sent.
+    pub requeued_bytes: u64,
+    /// Chunks among `requeued_bytes`.
+    pub requeued_chunks: u64,
+}
+
+/// A run of sent-but-unacknowledged bytes the queue had to let go of
+/// (capacity or TTL) before the server confirmed them. If the connection
+/// then dies, they are reported dropped: never a silent loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Evicted {
+    start: u64,
+    end: u64,
+    chunks: u32,
+    reason: DropReason,
+}
+
 /// The TTL- and byte-bounded queue.
 #[derive(Debug, Clone)]
 pub struct AudioQueue {
@@ -72,6 +112,7 @@ pub struct AudioQueue {
     unacked: VecDeque<Chunk>,
     pending_bytes: usize,
     unacked_bytes: usize,
+    evicted: Vec<Evicted>,
     ttl: Duration,
     max_bytes: usize,
 }
@@ -84,49 +125,100 @@ impl AudioQueue {
             unacked: VecDeque::new(),
             pending_bytes: 0,
             unacked_bytes: 0,
+            evicted: Vec::new(),
             ttl,
             max_bytes,
         }
     }
 
+    /// Remembers a sent chunk let go of before the server confirmed it.
+    fn note_evicted(&mut self, c: &Chunk, reason: DropReason) {
+        match self.evicted.last_mut() {
+            Some(e) if e.end == c.offset && e.reason == reason => {
+                e.end = c.end();
+                e.chunks += 1;
+            }
+            _ => self.evicted.push(Evicted {
+                start: c.offset,
+                end: c.end(),
+                chunks: 1,
+                reason,
+            }),
+        }
+    }
+
+    /// Reports every evicted-unconfirmed run as dropped.
+    fn report_evicted(&mut self, drops: &mut DropTally, unsent: &mut Unsent) {
+        for e in self.evicted.drain(..) {
+            drops.add_n(e.reason, e.chunks, e.end - e.start);
+            unsent.bytes += e.end - e.start;
+            unsent.chunks += u64::from(e.chunks);
+        }
+    }
+
     /// Appends a chunk, making room first: sent-but-unacknowledged chunks go
-    /// before unsent ones (they already reached the wire once), then the
-    /// oldest unsent chunks, each tallied as a `capacity` drop.
-    pub fn push(&mut self, chunk: Chunk, drops: &mut DropTally) {
+    /// before unsent ones (they already reached the wire once; they are
+    /// reported only if the connection dies before the server confirms
+    /// them), then the oldest unsent chunks, each tallied as a `capacity` drop.
+    ///
+    /// Returns the waiting resends it let go of: they were sent once, so
+    /// they count as sent (not dropped) until the next connection's server
+    /// says whether it has them.
+    #[must_use = "evicted resends must be counted as sent again"]
+    pub fn push(&mut self, chunk: Chunk, drops: &mut DropTally) -> Unsent {
         let need = chunk.data.len();
+        let mut recount = Unsent::default();
         while self.bytes() + need > self.max_bytes {
             if let Some(old) = self.unacked.pop_front() {
                 self.unacked_bytes -= old.data.len();
+                self.note_evicted(&old, DropReason::Capacity);
             } else if let Some(old) = self.pending.pop_front() {
-                self.pending_bytes -= old.data.len();
-                if !old.resend {
-                    drops.add(DropReason::Capacity, old.data.len() as u64);
-                }
+                self.evict_pending(old, DropReason::Capacity, drops, &mut recount);
             } else {
                 break;
             }
         }
         self.pending_bytes += need;
         self.pending.push_back(chunk);
+        recount
+    }
+
+    fn evict_pending(
+        &mut self,
+        c: Chunk,
+        reason: DropReason,
+        drops: &mut DropTally,
+        recount: &mut Unsent,
+    ) {
+        self.pending_bytes -= c.data.len();
+        if c.resend {
+            recount.bytes += c.data.len() as u64;
+            recount.chunks += 1;
+            self.note_evicted(&c, reason);
+        } else {
+            drops.add(reason, c.data.len() as u64);
+        }
     }
 
     /// Drops chunks captured `ttl` or more before `now`: unsent ones are
-    /// tallied as `ttl` drops; unacknowledged ones are forgotten (they were
-    /// sent once, and audio that old is no use to a live transcript).
-    pub fn expire(&mut self, now: Instant, drops: &mut DropTally) {
+    /// tallied as `ttl` drops; unacknowledged ones are let go of and
+    /// reported only if the connection dies before the server confirms them.
+    /// Returns the waiting resends it let go of, as [`push`](AudioQueue::push) does.
+    #[must_use = "evicted resends must be counted as sent again"]
+    pub fn expire(&mut self, now: Instant, drops: &mut DropTally) -> Unsent {
         let ttl = self.ttl;
         let old = |c: &Chunk| now.saturating_duration_since(c.captured) >= ttl;
+        let mut recount = Unsent::default();
         while self.unacked.front().is_some_and(old) {
             let c = self.unacked.pop_front().expect("front exists");
             self.unacked_bytes -= c.data.len();
+            self.note_evicted(&c, DropReason::Ttl);
         }
         while self.pending.front().is_some_and(old) {
             let c = self.pending.pop_front().expect("front exists");
-            self.pending_bytes -= c.data.len();
-            if !c.resend {
-                drops.add(DropReason::Ttl, c.data.len() as u64);
-            }
+            self.evict_pending(c, DropReason::Ttl, drops, &mut recount);
         }
+        recount
     }
 
     /// When the oldest chunk expires, if there is one.
@@ -158,13 +250,12 @@ impl AudioQueue {
     }
 
     /// The server holds every byte below `offset`: forget those chunks.
-    /// Returns the bytes newly acknowledged.
-    pub fn ack(&mut self, offset: u64) -> u64 {
-        let mut acked = 0;
+    pub fn ack(&mut self, offset: u64) -> Acked {
+        let mut acked = Acked::default();
         while self.unacked.front().is_some_and(|c| c.end() <= offset) {
             let c = self.unacked.pop_front().expect("front exists");
             self.unacked_bytes -= c.data.len();
-            acked += c.data.len() as u64;
+            acked.bytes += c.data.len() as u64;
         }
         // Resends still waiting that the server already had (an ack that
         // arrived after the reconnect) need not go out again.
@@ -175,16 +266,40 @@ impl AudioQueue {
         {
             let c = self.pending.pop_front().expect("front exists");
             self.pending_bytes -= c.data.len();
-            acked += c.data.len() as u64;
+            acked.bytes += c.data.len() as u64;
+            acked.requeued_bytes += c.data.len() as u64;
+            acked.requeued_chunks += 1;
         }
+        // Evicted runs the server confirmed are no longer at risk.
+        let confirmed = &mut acked.bytes;
+        self.evicted.retain_mut(|e| {
+            if offset > e.start {
+                *confirmed += offset.min(e.end) - e.start;
+                // Chunks of a run are equal-sized (full chunks), so whole
+                // chunks confirmed = confirmed bytes / chunk size.
+                let size = (e.end - e.start) / u64::from(e.chunks.max(1));
+                let done = (offset.min(e.end) - e.start) / size.max(1);
+                e.chunks = e.chunks.saturating_sub(done as u32);
+                e.start = offset.min(e.end);
+            }
+            e.start < e.end && e.chunks > 0
+        });
         acked
     }
 
     /// The connection was lost: unacknowledged chunks go back to the front
-    /// of the queue to be resent, and every chunk now waits for a connection.
-    pub fn rewind(&mut self) {
+    /// of the queue to be resent (they count as queued again), and every
+    /// chunk now waits for a connection. Returns what is no longer counted
+    /// as sent. Evicted unconfirmed runs wait for [`settle_evicted`]: the
+    /// next connection's `started` offset may still confirm them.
+    ///
+    /// [`settle_evicted`]: AudioQueue::settle_evicted
+    pub fn rewind(&mut self) -> Unsent {
+        let mut unsent = Unsent::default();
         while let Some(mut c) = self.unacked.pop_back() {
             self.unacked_bytes -= c.data.len();
+            unsent.bytes += c.data.len() as u64;
+            unsent.chunks += 1;
             c.resend = true;
             self.pending_bytes += c.data.len();
             self.pending.push_front(c);
@@ -192,18 +307,34 @@ impl AudioQueue {
         for c in &mut self.pending {
             c.waited = true;
         }
+        unsent
     }
 
-    /// Removes everything; unsent chunks are tallied under `reason`.
-    pub fn drain_all(&mut self, reason: DropReason, drops: &mut DropTally) {
-        for c in self.pending.drain(..) {
-            if !c.resend {
-                drops.add(reason, c.data.len() as u64);
-            }
+    /// The server told us what it holds (after an `ack` for its high-water
+    /// mark): evicted runs it did not confirm are lost. Reports them.
+    pub fn settle_evicted(&mut self, drops: &mut DropTally) -> Unsent {
+        let mut unsent = Unsent::default();
+        self.report_evicted(drops, &mut unsent);
+        unsent
+    }
+
+    /// Removes everything; unsent chunks, and sent ones the server never
+    /// confirmed, are tallied under `reason`. Returns what is no longer
+    /// counted as sent.
+    pub fn drain_all(&mut self, reason: DropReason, drops: &mut DropTally) -> Unsent {
+        let mut unsent = Unsent::default();
+        self.report_evicted(drops, &mut unsent);
+        for c in self.unacked.drain(..) {
+            drops.add(reason, c.data.len() as u64);
+            unsent.bytes += c.data.len() as u64;
+            unsent.chunks += 1;
         }
-        self.unacked.clear();
+        for c in self.pending.drain(..) {
+            drops.add(reason, c.data.len() as u64);
+        }
         self.pending_bytes = 0;
         self.unacked_bytes = 0;
+        unsent
     }
 
     /// Bytes held (unsent plus unacknowledged): never above `max_bytes`.
@@ -211,18 +342,14 @@ impl AudioQueue {
         self.pending_bytes + self.unacked_bytes
     }
 
-    /// Unsent bytes that were never sent before (what `stats().bytesQueued` counts).
+    /// Bytes waiting to be sent, resends included (what `stats().bytesQueued` counts).
     pub fn unsent_bytes(&self) -> u64 {
-        self.pending
-            .iter()
-            .filter(|c| !c.resend)
-            .map(|c| c.data.len() as u64)
-            .sum()
+        self.pending_bytes as u64
     }
 
-    /// Unsent chunks that were never sent before.
+    /// Chunks waiting to be sent, resends included.
     pub fn unsent_chunks(&self) -> u64 {
-        self.pending.iter().filter(|c| !c.resend).count() as u64
+        self.pending.len() as u64
     }
 
     /// Chunks waiting to be sent (including resends).
@@ -264,9 +391,9 @@ mod tests {
         let mut q = AudioQueue::new(Duration::from_secs(30), 1 << 20);
         let mut d = DropTally::default();
         for i in 0..10 {
-            q.push(chunk(i, i * 100), &mut d);
+            let _ = q.push(chunk(i, i * 100), &mut d);
         }
-        q.expire(Instant::from_millis(30_450), &mut d);
+        let _ = q.expire(Instant::from_millis(30_450), &mut d);
         assert_eq!(d.take(), vec![(DropReason::Ttl, 5, 16_000)]);
         assert_eq!(q.front().unwrap().seq, 5);
         assert_eq!(q.next_expiry(), Some(Instant::from_millis(30_500)));
@@ -277,7 +404,7 @@ mod tests {
         let mut q = AudioQueue::new(Duration::from_secs(30), 10 * 3200);
         let mut d = DropTally::default();
         for i in 0..25 {
-            q.push(chunk(i, 0), &mut d);
+            let _ = q.push(chunk(i, 0), &mut d);
             assert!(q.bytes() <= 10 * 3200);
         }
         assert_eq!(d.take(), vec![(DropReason::Capacity, 15, 15 * 3200)]);
@@ -289,18 +416,77 @@ mod tests {
         let mut q = AudioQueue::new(Duration::from_secs(30), 1 << 20);
         let mut d = DropTally::default();
         for i in 0..4 {
-            q.push(chunk(i, 0), &mut d);
+            let _ = q.push(chunk(i, 0), &mut d);
         }
         for _ in 0..3 {
             let c = q.pop_front().unwrap();
             q.keep_unacked(c);
         }
-        assert_eq!(q.ack(3200), 3200);
-        q.rewind();
+        assert_eq!(q.ack(3200).bytes, 3200);
+        let unsent = q.rewind();
+        assert_eq!(
+            unsent,
+            Unsent {
+                bytes: 6400,
+                chunks: 2
+            }
+        );
         let order: Vec<(u64, bool)> = std::iter::from_fn(|| q.pop_front())
             .map(|c| (c.seq, c.resend))
             .collect();
         assert_eq!(order, [(1, true), (2, true), (3, false)]);
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn unconfirmed_audio_evicted_for_capacity_is_reported_when_the_connection_dies() {
+        // Generic protocol: chunks sent but never acknowledged, pushed out of
+        // the queue by newer audio, then the connection dies. They must be
+        // reported dropped, not forgotten as "sent".
+        let mut q = AudioQueue::new(Duration::from_secs(30), 4 * 3200);
+        let mut d = DropTally::default();
+        for i in 0..4 {
+            let _ = q.push(chunk(i, 0), &mut d);
+            let c = q.pop_front().unwrap();
+            q.keep_unacked(c);
+        }
+        for i in 4..7 {
+            let _ = q.push(chunk(i, 0), &mut d);
+        }
+        assert!(
+            d.is_empty(),
+            "eviction of unconfirmed audio is not yet a loss"
+        );
+        assert_eq!(
+            q.ack(3200).bytes,
+            3200,
+            "evicted chunk 0 is confirmed by its range"
+        );
+        // Chunk 3 is still held: back to the queue for a resend.
+        assert_eq!(
+            q.rewind(),
+            Unsent {
+                bytes: 3200,
+                chunks: 1
+            }
+        );
+        assert!(
+            d.is_empty(),
+            "the next connection may still confirm 1 and 2"
+        );
+        // The next connection's server holds bytes below 6400 (chunk 1).
+        q.ack(6400);
+        assert_eq!(
+            q.settle_evicted(&mut d),
+            Unsent {
+                bytes: 3200,
+                chunks: 1
+            }
+        );
+        assert_eq!(d.take(), vec![(DropReason::Capacity, 1, 3200)]);
+        let order: Vec<u64> = std::iter::from_fn(|| q.pop_front())
+            .map(|c| c.seq)
+            .collect();
+        assert_eq!(order, [3, 4, 5, 6]);
     }
 }

@@ -333,8 +333,10 @@ impl Session {
         // drop, not a `capacity` one. With the defaults (30 s TTL, maxBytes
         // = 30 s at 16 kHz) both bounds are reached at the same instant, and
         // every outage drop used to be mislabelled `capacity`.
-        self.queue.expire(now, &mut self.drops);
-        self.queue.push(chunk, &mut self.drops);
+        let recount = self.queue.expire(now, &mut self.drops);
+        self.recount_sent(recount);
+        let recount = self.queue.push(chunk, &mut self.drops);
+        self.recount_sent(recount);
     }
 
     fn handle_opened(&mut self, now: Instant, id: SocketId) {
@@ -473,10 +475,23 @@ impl Session {
                     None,
                 );
             }
+            Parsed::Resumed(offset) => {
+                // The server's high-water mark for this stream: an ack for
+                // everything below it, and the verdict on audio we had to
+                // let go of unconfirmed before the last connection died.
+                self.apply(now, id, Parsed::Ack(offset), text, message_sent);
+                let unsent = self.queue.settle_evicted(&mut self.drops);
+                self.uncount_sent(unsent);
+            }
             Parsed::Ack(offset) => {
                 if offset > self.acked_offset {
                     self.acked_offset = offset;
-                    self.stats.bytes_acked += self.queue.ack(offset);
+                    let acked = self.queue.ack(offset);
+                    self.stats.bytes_acked += acked.bytes;
+                    // Resends waiting in the queue that the server already
+                    // had: queued again at the rewind, now sent for good.
+                    self.stats.bytes_sent += acked.requeued_bytes;
+                    self.stats.chunks_sent += acked.requeued_chunks;
                 }
             }
             Parsed::Heartbeat => {}
@@ -696,7 +711,8 @@ impl Session {
         self.timers.clear(Timer::Connect);
         self.timers.clear(Timer::ResetAttempts);
         self.timers.clear(Timer::Pace);
-        self.queue.rewind();
+        let unsent = self.queue.rewind();
+        self.uncount_sent(unsent);
         // Every close counts, including closes after open: a server that
         // accepts and drops at once must not get a retry storm.
         self.failures = self.failures.saturating_add(1);
@@ -800,7 +816,23 @@ impl Session {
         if let Some(partial) = self.chunker.take_partial() {
             self.drops.add(reason, partial.len() as u64 * 2);
         }
-        self.queue.drain_all(reason, &mut self.drops);
+        let unsent = self.queue.drain_all(reason, &mut self.drops);
+        self.uncount_sent(unsent);
+    }
+
+    /// Sent bytes the server never confirmed went back to the queue or
+    /// into a drop report: they are no longer "sent" (so the conservation
+    /// law holds and nothing unconfirmed is lost silently).
+    fn uncount_sent(&mut self, unsent: super::queue::Unsent) {
+        self.stats.bytes_sent -= unsent.bytes;
+        self.stats.chunks_sent -= unsent.chunks;
+    }
+
+    /// Waiting resends the queue let go of count as sent again until the
+    /// server's `started` offset settles whether it has them.
+    fn recount_sent(&mut self, moved: super::queue::Unsent) {
+        self.stats.bytes_sent += moved.bytes;
+        self.stats.chunks_sent += moved.chunks;
     }
 
     // --- sending ----------------------------------------------------------
@@ -808,7 +840,8 @@ impl Session {
     /// Runs after every input: expiry, sending, keepalive, events, timers.
     fn after_input(&mut self, now: Instant) {
         if !self.state.is_terminal() {
-            self.queue.expire(now, &mut self.drops);
+            let recount = self.queue.expire(now, &mut self.drops);
+            self.recount_sent(recount);
             self.pump(now);
             self.keepalive(now);
         }
@@ -873,14 +906,12 @@ impl Session {
             }
             self.sent_offset = chunk.end();
             let len = chunk.data.len() as u64;
+            self.stats.bytes_sent += len;
+            self.stats.chunks_sent += 1;
             if chunk.resend {
                 self.stats.bytes_resent += len;
-            } else {
-                self.stats.bytes_sent += len;
-                self.stats.chunks_sent += 1;
-                if chunk.waited {
-                    self.stats.chunks_replayed += 1;
-                }
+            } else if chunk.waited {
+                self.stats.chunks_replayed += 1;
             }
             if self.proto.acks() {
                 self.out

@@ -29,7 +29,10 @@ pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
             Some(o) if o >= 0.0 => Parsed::Ack(o as u64),
             _ => Parsed::Malformed("ack without a valid offset".into()),
         },
-        Some("started") => Parsed::Heartbeat,
+        Some("started") => match v.num_field("offset") {
+            Some(o) if o >= 0.0 => Parsed::Resumed(o as u64),
+            _ => Parsed::Malformed("started without a valid offset".into()),
+        },
         Some("finished") => Parsed::Finished,
         Some("transcript") => match v.str_field("text") {
             Some(text) => Parsed::Transcript(Transcript {
@@ -75,7 +78,7 @@ mod tests {
         assert!(matches!(out[1], Parsed::Malformed(_)));
         assert!(matches!(&out[2], Parsed::Transcript(t) if t.is_final && t.text == "hi"));
         assert_eq!(out[3], Parsed::Finished);
-        assert_eq!(out[4], Parsed::Heartbeat);
+        assert_eq!(out[4], Parsed::Resumed(0));
         assert_eq!(
             start("s1", 3200),
             Frame::Text(r#"{"type":"start","stream":"s1","offset":3200}"#.into())

@@ -22,6 +22,8 @@ pub(crate) enum Parsed {
     AuthRejected(String),
     /// The server holds every byte below this offset (generic).
     Ack(u64),
+    /// Answer to `start`: the server's high-water mark for the stream (generic).
+    Resumed(u64),
     /// Proof of life with nothing to report (`ping`, `started`).
     Heartbeat,
     /// End of stream after our finalize (generic `finished`).
