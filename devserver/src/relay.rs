@@ -137,6 +137,9 @@ struct ClientAsk {
 async fn handle(stream: TcpStream, upstream: &str, auth: Option<&str>) -> Result<(), String> {
     let ask = Arc::new(Mutex::new(ClientAsk::default()));
     let ask_cb = ask.clone();
+    // The error type is tungstenite's `ErrorResponse`, imposed by its
+    // callback trait; this closure never fails.
+    #[allow(clippy::result_large_err)]
     let callback = move |req: &Request, mut res: Response| {
         let protocols: Vec<String> = req
             .headers()

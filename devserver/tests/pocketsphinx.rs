@@ -1,0 +1,67 @@
+//! The pocketsphinx engine on the speech fixture.
+//!
+//! Uses grammar mode (`grammar=hello`, a word loop over the fixture words):
+//! the espeak voice of the fixtures is recognised poorly by the full
+//! language model, and this test is about the plumbing (streaming, partials,
+//! finals, decoder reuse), not about the model.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use devserver::engine::pocketsphinx::AVAILABLE;
+use devserver::EngineKind;
+use serde_json::Value;
+
+async fn transcribe_hello(srv: &TestServer) -> (String, Vec<Value>) {
+    let wav = fixture("hello-16k.wav");
+    assert_eq!(wav.sample_rate, 16_000);
+    let url = srv
+        .ws_url("/v1/listen?encoding=linear16&sample_rate=16000&engine=pocketsphinx&grammar=hello");
+    let mut ws = connect_ok(&url).await;
+    // 100 ms chunks, as the browser client sends them.
+    for chunk in wav.pcm.chunks(3200) {
+        send_bin(&mut ws, chunk).await;
+    }
+    send_text(&mut ws, r#"{"type":"CloseStream"}"#).await;
+    let (close, msgs) = until_close(&mut ws, Duration::from_secs(30)).await;
+    assert_eq!(close.map(|c| c.0), Some(1000), "{msgs:?}");
+    let finals: Vec<String> = msgs
+        .iter()
+        .filter(|m| m["type"] == "Results" && m["is_final"] == true)
+        .map(|m| {
+            m["channel"]["alternatives"][0]["transcript"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .filter(|t| !t.is_empty())
+        .collect();
+    (finals.join(" "), msgs)
+}
+
+#[tokio::test]
+async fn hello_fixture_is_transcribed_with_the_fixture_grammar() {
+    if !AVAILABLE {
+        // Built without libpocketsphinx: the engine must refuse clearly.
+        let err = EngineKind::parse("pocketsphinx").unwrap_err();
+        assert!(err.contains("unavailable"), "{err}");
+        return;
+    }
+    let srv = start().await;
+    let (text, msgs) = transcribe_hello(&srv).await;
+    assert!(text.contains("world"), "final transcript {text:?}");
+    assert!(text.contains("this is"), "final transcript {text:?}");
+    assert!(
+        msgs.iter().any(|m| m["is_final"] == false),
+        "partials become interim results"
+    );
+    // A second connection reuses a pooled decoder and does as well.
+    let (again, _) = transcribe_hello(&srv).await;
+    assert!(again.contains("world"), "second run {again:?}");
+    let s = srv
+        .wait_session(|s| s["engine"] == "pocketsphinx" && !s["ended_at_ms"].is_null())
+        .await;
+    assert!(s["transcripts_sent"].as_u64().unwrap() >= 2);
+}
