@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::{Recognizer, Transcript};
+use super::Recognizer;
 
 /// Whether this build links libpocketsphinx.
 pub const AVAILABLE: bool = cfg!(has_pocketsphinx);
