@@ -182,7 +182,9 @@ async fn connect(c: &TranscriptionClient) -> Result<JsValue, JsValue> {
 }
 
 async fn close(c: &TranscriptionClient, opts: &str) -> JsValue {
-    JsFuture::from(c.close(Some(parse(opts))).unwrap()).await.unwrap()
+    JsFuture::from(c.close(Some(parse(opts))).unwrap())
+        .await
+        .unwrap()
 }
 
 fn assert_conserved(c: &TranscriptionClient) {

@@ -28,7 +28,7 @@ impl Provider {
             "generic" => Ok(Provider::Generic),
             other => Err(ConfigError::new(
                 "provider",
-                format!("{other:?}"),
+                format!("\"{other}\""),
                 "one of \"deepgram\", \"omi\", \"generic\"",
             )),
         }
@@ -167,7 +167,7 @@ impl Config {
             if !is_token(p) {
                 return Err(ConfigError::new(
                     "protocols",
-                    format!("{:?}", redact(p)),
+                    format!("\"{}\"", redact(p)),
                     "WebSocket subprotocol tokens (letters, digits and !#$%&'*+-.^_`|~)",
                 ));
             }
@@ -203,14 +203,14 @@ impl Config {
         if !(r.multiplier.is_finite() && (1.0..=10.0).contains(&r.multiplier)) {
             return Err(ConfigError::new(
                 "reconnect.multiplier",
-                r.multiplier,
+                num(r.multiplier),
                 "a number in 1..=10",
             ));
         }
         if !(r.jitter.is_finite() && (0.0..=1.0).contains(&r.jitter)) {
             return Err(ConfigError::new(
                 "reconnect.jitter",
-                r.jitter,
+                num(r.jitter),
                 "a number in 0..=1",
             ));
         }
@@ -251,7 +251,7 @@ impl Config {
         if !(self.replay_rate.is_finite() && (1.0..=100.0).contains(&self.replay_rate)) {
             return Err(ConfigError::new(
                 "buffer.replayRate",
-                self.replay_rate,
+                num(self.replay_rate),
                 "a number in 1..=100",
             ));
         }
@@ -259,6 +259,35 @@ impl Config {
         positive("closeTimeoutMs", self.close_timeout)?;
         Ok(())
     }
+}
+
+/// Renders a number for an error message without the float formatting
+/// machinery (which would add ~20 KB to the WebAssembly bundle): integers
+/// as integers, others with up to six decimals.
+pub(crate) fn num(x: f64) -> String {
+    if x.is_nan() {
+        return "NaN".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    let sign = if x < 0.0 { "-" } else { "" };
+    let a = x.abs();
+    let int = a.trunc();
+    let mut frac = ((a - int) * 1e6).round() as u64;
+    let mut int = int as u64;
+    if frac >= 1_000_000 {
+        int += 1;
+        frac = 0;
+    }
+    if frac == 0 {
+        return format!("{sign}{int}");
+    }
+    let mut digits = format!("{frac:06}");
+    while digits.ends_with('0') {
+        digits.pop();
+    }
+    format!("{sign}{int}.{digits}")
 }
 
 fn positive(field: &'static str, d: Duration) -> Result<(), ConfigError> {
@@ -293,7 +322,7 @@ pub fn validate_url(url: &str) -> Result<(), ConfigError> {
     let bad = |expected: &str| {
         Err(ConfigError::new(
             "url",
-            format!("{:?}", redact_url(url)),
+            format!("\"{}\"", redact_url(url)),
             expected,
         ))
     };
@@ -337,6 +366,17 @@ mod tests {
 
     fn cfg() -> Config {
         Config::new(Provider::Deepgram, "wss://api.example.com/v1/listen")
+    }
+
+    #[test]
+    fn numbers_render_without_float_formatting() {
+        assert_eq!(num(1.5), "1.5");
+        assert_eq!(num(-0.25), "-0.25");
+        assert_eq!(num(100.0), "100");
+        assert_eq!(num(0.1 + 0.2), "0.3");
+        assert_eq!(num(f64::NAN), "NaN");
+        assert_eq!(num(f64::INFINITY), "Infinity");
+        assert_eq!(num(2.9999999), "3");
     }
 
     #[test]

@@ -205,21 +205,78 @@ impl Parser<'_> {
         }
     }
 
+    /// Parses a JSON number without `str::parse::<f64>` (whose exact
+    /// decimal algorithm costs ~10 KB of WebAssembly). Integers up to 2^53
+    /// are exact; other values are within a few ulps, plenty for the
+    /// timestamps, confidences and offsets servers send.
     fn number(&mut self) -> Result<Value, ParseError> {
         let start = self.i;
-        while let Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') = self.s.get(self.i) {
+        let bad = ParseError {
+            offset: start,
+            what: "invalid number",
+        };
+        let neg = self.eat(b"-");
+        let mut mantissa: u64 = 0;
+        let mut digits = 0u32;
+        let mut exp10: i32 = 0;
+        let mut any = false;
+        while let Some(d @ b'0'..=b'9') = self.s.get(self.i).copied() {
+            any = true;
             self.i += 1;
+            if mantissa < 1 << 59 {
+                mantissa = mantissa * 10 + u64::from(d - b'0');
+                digits += 1;
+            } else {
+                exp10 += 1; // digits beyond u64 precision only scale
+            }
         }
-        // The scanned bytes are ASCII, so this slice is valid UTF-8.
-        let text = std::str::from_utf8(&self.s[start..self.i]).map_err(|_| self.err("number"))?;
-        text.parse::<f64>()
-            .ok()
-            .filter(|n| n.is_finite())
-            .map(Value::Number)
-            .ok_or(ParseError {
-                offset: start,
-                what: "invalid number",
-            })
+        if !any {
+            return Err(bad);
+        }
+        if self.eat(b".") {
+            let mut frac = false;
+            while let Some(d @ b'0'..=b'9') = self.s.get(self.i).copied() {
+                frac = true;
+                self.i += 1;
+                if mantissa < 1 << 59 {
+                    mantissa = mantissa * 10 + u64::from(d - b'0');
+                    exp10 -= 1;
+                }
+            }
+            if !frac {
+                return Err(bad);
+            }
+        }
+        if let Some(b'e' | b'E') = self.s.get(self.i) {
+            self.i += 1;
+            let eneg = self.eat(b"-");
+            if !eneg {
+                self.eat(b"+");
+            }
+            let mut e: i32 = 0;
+            let mut any = false;
+            while let Some(d @ b'0'..=b'9') = self.s.get(self.i).copied() {
+                any = true;
+                self.i += 1;
+                e = e.saturating_mul(10).saturating_add(i32::from(d - b'0'));
+            }
+            if !any {
+                return Err(bad);
+            }
+            exp10 = exp10.saturating_add(if eneg { -e } else { e });
+        }
+        let _ = digits;
+        let mut v = mantissa as f64;
+        if exp10 != 0 {
+            // Dividing by an exact power of ten is more accurate than
+            // multiplying by its inexact reciprocal.
+            let p = 10f64.powi(exp10.unsigned_abs().min(400) as i32);
+            v = if exp10 > 0 { v * p } else { v / p };
+        }
+        if !v.is_finite() {
+            return Err(bad);
+        }
+        Ok(Value::Number(if neg { -v } else { v }))
     }
 
     fn hex4(&mut self) -> Result<u32, ParseError> {
@@ -341,11 +398,38 @@ mod tests {
             "[1]x",
             "{\"a\":\"\\x\"}",
             "\"\\u12\"",
+            "-",
+            "1.",
+            "1e",
+            ".5",
+            "--1",
         ] {
             assert!(Value::parse(bad).is_err(), "{bad:?} should not parse");
         }
         let deep = "[".repeat(10_000);
         assert!(Value::parse(&deep).is_err());
+    }
+
+    #[test]
+    fn numbers_parse_like_json() {
+        let cases = [
+            ("0", 0.0),
+            ("-12", -12.0),
+            ("3.25", 3.25),
+            ("1e3", 1000.0),
+            ("2.5E-3", 0.0025),
+            ("9007199254740993", 9007199254740992.0),
+            ("123456789012", 123456789012.0),
+            ("0.1", 0.1),
+            ("-1.5e+2", -150.0),
+        ];
+        for (text, want) in cases {
+            let got = Value::parse(text).unwrap().as_f64().unwrap();
+            assert!(
+                (got - want).abs() <= want.abs() * 1e-15,
+                "{text}: {got} != {want}"
+            );
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod timer;
 mod watchdog;
 
 pub use backoff::Backoff;
+pub(crate) use config::num;
 pub use config::{redact_url, validate_url, Config, Provider, ReconnectConfig};
 pub use error::{ConfigError, UsageError};
 pub use event::{DropReason, Dropped, ErrorCode, Event, State, StateChange, Stats, Transcript};

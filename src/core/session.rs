@@ -1048,7 +1048,7 @@ fn describe_close(code: u16, reason: &str) -> String {
     if reason.is_empty() {
         format!("close {code}")
     } else {
-        format!("close {code} {reason:?}")
+        format!("close {code} \"{reason}\"")
     }
 }
 

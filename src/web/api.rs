@@ -198,7 +198,7 @@ impl TranscriptionClient {
                 Some(r) => {
                     return Err(range_error(
                         "sampleRate",
-                        &format!("sendAudio(samples, sampleRate): sampleRate must be an integer in 8000..=192000, got {r}"),
+                        &format!("sendAudio(samples, sampleRate): sampleRate must be an integer in 8000..=192000, got {}", crate::core::num(r)),
                     ))
                 }
             };
@@ -242,10 +242,7 @@ impl TranscriptionClient {
     /// closes at once and reports unsent audio as dropped. Resolves with a
     /// summary (close code, reason, stats); never rejects.
     #[wasm_bindgen(skip_typescript)]
-    pub fn close(
-        &self,
-        options: Option<JsValue>,
-    ) -> Result<Promise, JsValue> {
+    pub fn close(&self, options: Option<JsValue>) -> Result<Promise, JsValue> {
         let (flush, timeout) = close_options(&options.unwrap_or(JsValue::UNDEFINED))?;
         let shared = self.shared.clone();
         Ok(Promise::new(&mut |resolve, _reject| {
@@ -309,10 +306,7 @@ impl TranscriptionClient {
     /// `close()`, `mic-permission` (also a fatal `error` event) when the
     /// user or policy denies the microphone.
     #[wasm_bindgen(js_name = startMicrophone, skip_typescript)]
-    pub fn start_microphone(
-        &self,
-        options: Option<JsValue>,
-    ) -> Result<Promise, JsValue> {
+    pub fn start_microphone(&self, options: Option<JsValue>) -> Result<Promise, JsValue> {
         let o = capture::parse_options(&options.unwrap_or(JsValue::UNDEFINED))?;
         {
             let mut d = self.shared.driver.borrow_mut();
@@ -415,7 +409,7 @@ impl TranscriptionClient {
             return Err(type_error(
                 "type",
                 &format!(
-                    "{method}(type, listener): unknown event type {k:?}; valid types: {valid}"
+                    "{method}(type, listener): unknown event type \"{k}\"; valid types: {valid}"
                 ),
             ));
         }
@@ -423,7 +417,7 @@ impl TranscriptionClient {
             return Err(type_error(
                 "listener",
                 &format!(
-                    "{method}({k:?}, listener): listener must be a function, got {}",
+                    "{method}(\"{k}\", listener): listener must be a function, got {}",
                     show(listener)
                 ),
             ));

@@ -172,7 +172,7 @@ impl Shared {
                 continue;
             };
             if let Err(e) = f.call1(&JsValue::NULL, payload) {
-                let message = format!("a {kind:?} listener threw: {}", describe(&e));
+                let message = format!("a \"{kind}\" listener threw: {}", describe(&e));
                 if kind == "error" {
                     // Reporting an error listener's error to itself would loop.
                     web_sys::console::error_2(&JsValue::from_str(&message), &e);

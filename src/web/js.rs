@@ -52,7 +52,8 @@ pub(crate) fn describe(e: &JsValue) -> String {
     if let Some(err) = e.dyn_ref::<js_sys::Error>() {
         return String::from(err.message());
     }
-    e.as_string().unwrap_or_else(|| format!("{e:?}"))
+    e.as_string()
+        .unwrap_or_else(|| String::from("a non-Error value"))
 }
 
 /// An `Error` with a `code` property (`ClientError` in the typings).
@@ -82,10 +83,10 @@ pub(crate) fn range_error(field: &str, message: &str) -> JsValue {
 pub(crate) fn show(v: &JsValue) -> String {
     if let Some(s) = v.as_string() {
         let cut: String = s.chars().take(40).collect();
-        return format!("{cut:?}");
+        return format!("\"{cut}\"");
     }
     if let Some(n) = v.as_f64() {
-        return format!("{n}");
+        return crate::core::num(n);
     }
     if v.is_null() {
         return "null".into();

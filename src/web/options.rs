@@ -140,7 +140,7 @@ pub(crate) fn parse(options: &JsValue) -> Result<ShellOptions, JsValue> {
             } else {
                 return Err(range_error(
                     "reconnect.maxAttempts",
-                    &format!("option `reconnect.maxAttempts` must be an integer >= 1 or Infinity, got {m}"),
+                    &format!("option `reconnect.maxAttempts` must be an integer >= 1 or Infinity, got {}", crate::core::num(m)),
                 ));
             };
         }
@@ -275,7 +275,10 @@ fn number(o: &JsValue, key: &str, field: &str) -> Result<Option<f64>, JsValue> {
     if n.is_nan() || (n.is_infinite() && n < 0.0) {
         return Err(range_error(
             field,
-            &format!("option `{field}` must be a number, got {n}"),
+            &format!(
+                "option `{field}` must be a number, got {}",
+                crate::core::num(n)
+            ),
         ));
     }
     Ok(Some(n))
@@ -288,7 +291,10 @@ fn integer(o: &JsValue, key: &str, field: &str) -> Result<Option<f64>, JsValue> 
     if n.fract() != 0.0 || !(0.0..=9_007_199_254_740_991.0).contains(&n) {
         return Err(range_error(
             field,
-            &format!("option `{field}` must be a non-negative integer, got {n}"),
+            &format!(
+                "option `{field}` must be a non-negative integer, got {}",
+                crate::core::num(n)
+            ),
         ));
     }
     Ok(Some(n))
@@ -299,7 +305,7 @@ fn set_ms(o: &JsValue, key: &str, field: &str, slot: &mut Duration) -> Result<()
         if !(n > 0.0 && n.is_finite() && n <= 86_400_000.0) {
             return Err(range_error(
                 field,
-                &format!("option `{field}` must be a positive number of milliseconds (at most one day), got {n}"),
+                &format!("option `{field}` must be a positive number of milliseconds (at most one day), got {}", crate::core::num(n)),
             ));
         }
         *slot = Duration::from_millis(n.round() as u64);

@@ -23,7 +23,9 @@ pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
                 .unwrap_or("unspecified server error");
             out.push(Parsed::ServerError(what.to_string()));
         }
-        Some(other) => out.push(Parsed::Malformed(format!("unknown message type {other:?}"))),
+        Some(other) => out.push(Parsed::Malformed(format!(
+            "unknown message type \"{other}\""
+        ))),
         None => out.push(Parsed::Malformed("message without a type".into())),
     }
 }
@@ -45,7 +47,7 @@ fn results(v: &Value) -> Parsed {
         .get("words")
         .and_then(|w| w.at(0))
         .and_then(|w| w.num_field("speaker"))
-        .map(|s| format!("{s}"));
+        .map(crate::core::num);
     let channel = v
         .get("channel_index")
         .and_then(|c| c.at(0))

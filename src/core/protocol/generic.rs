@@ -52,7 +52,7 @@ pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
         Some("error") => {
             Parsed::ServerError(v.str_field("message").unwrap_or("unspecified").to_string())
         }
-        Some(other) => Parsed::Malformed(format!("unknown message type {other:?}")),
+        Some(other) => Parsed::Malformed(format!("unknown message type \"{other}\"")),
         None => Parsed::Malformed("message without a type".into()),
     };
     out.push(p);
