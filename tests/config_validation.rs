@@ -113,7 +113,7 @@ fn invalid_configuration_is_rejected_naming_field_and_value() {
             Provider::Deepgram,
             |c| c.replay_rate = f64::INFINITY,
             "buffer.replayRate",
-            "inf",
+            "Infinity",
         ),
         (
             Provider::Deepgram,

@@ -1,3 +1,4 @@
+#![cfg(not(target_arch = "wasm32"))]
 //! Random input sequences against the session, for every provider, with the
 //! invariants that must hold after every single step, whatever the order of
 //! events: audio of random sizes, opens and closes (with every interesting
