@@ -226,6 +226,12 @@ impl Conn {
                         None => self.blackhole_until = None,
                     },
                 }
+                if self.blackhole_until.is_none() {
+                    // The next tick comes a full period after the blackhole,
+                    // so frames the client sent meanwhile are read before
+                    // idle timers look at them.
+                    self.tick.reset();
+                }
                 continue;
             }
             if let Some(every) = self.app.faults.flap() {
@@ -237,6 +243,10 @@ impl Conn {
             }
             let gate = self.read_gate;
             tokio::select! {
+                // Order matters: control first; then the tick and the engine,
+                // which are ready at most every 100 ms or per result, so a
+                // client sending as fast as it can (a replayed backlog)
+                // cannot starve acks, pings and transcripts; the socket last.
                 biased;
                 cmd = self.cmd_rx.recv() => {
                     if let Some(cmd) = cmd {
@@ -245,15 +255,15 @@ impl Conn {
                         }
                     }
                 }
-                msg = self.ws.recv(), if gate.is_none() => return self.incoming(msg).await,
-                _ = sleep_until(gate.unwrap_or_else(Instant::now)), if gate.is_some() => {
-                    self.read_gate = None;
-                }
+                _ = self.tick.tick() => return Ev::Tick,
                 out = recv_engine(&mut self.engine) => match out {
                     Some(out) => return Ev::Engine(out),
                     None => self.engine = None,
                 },
-                _ = self.tick.tick() => return Ev::Tick,
+                _ = sleep_until(gate.unwrap_or_else(Instant::now)), if gate.is_some() => {
+                    self.read_gate = None;
+                }
+                msg = self.ws.recv(), if gate.is_none() => return self.incoming(msg).await,
             }
         }
     }

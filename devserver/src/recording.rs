@@ -115,6 +115,9 @@ impl Session {
     }
 }
 
+/// Recordings kept; older finished ones are forgotten first.
+pub const MAX_SESSIONS: usize = 2000;
+
 /// All sessions since start (or the last `DELETE /control/sessions`).
 #[derive(Default)]
 pub struct Recorder {
@@ -156,6 +159,17 @@ impl Recorder {
             },
         });
         inner.sessions.push(session.clone());
+        if inner.sessions.len() > MAX_SESSIONS {
+            // A dev server left running for days must not grow without
+            // bound: forget the oldest finished sessions (and their audio).
+            let excess = inner.sessions.len() - MAX_SESSIONS;
+            let mut dropped = 0;
+            inner.sessions.retain(|s| {
+                let drop_it = dropped < excess && lock(&s.record).ended_at_ms.is_some();
+                dropped += usize::from(drop_it);
+                !drop_it
+            });
+        }
         inner.running.retain(|w| w.strong_count() > 0);
         inner.running.push(Arc::downgrade(&session));
         (session, rx)

@@ -165,6 +165,9 @@ async fn blackhole_without_end_holds_until_clear() {
         next(&mut ws, Duration::from_millis(800)).await,
         Got::Timeout
     ));
+    // A keepalive byte, read only after the blackhole ends, so the 0.9 s
+    // inbound-idle rule does not close the session first.
+    send_bin(&mut ws, &[0]).await;
     let (_, faults) = srv.json("GET", "/control/faults", None).await;
     assert!(faults.is_object());
     srv.control("clear", "").await;

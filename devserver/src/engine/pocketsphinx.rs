@@ -51,7 +51,7 @@ mod imp {
     use std::ffi::{c_char, c_int, c_void, CStr, CString};
     use std::sync::{Arc, Mutex, Once};
 
-    use super::{Recognizer, Transcript};
+    use crate::engine::{Recognizer, Transcript};
     use crate::recording::lock;
 
     extern "C" {
