@@ -660,6 +660,34 @@ async fn no_listener_leak_over_200_reconnect_cycles() {
     assert_eq!(get(&c.debug_stats(), "liveTimers").as_f64().unwrap(), 0.0);
 }
 
+/// free() (what `[Symbol.dispose]` and a dropped Rust handle do) releases
+/// the socket's and the page lifecycle's listeners and the timer, and
+/// settles a pending connect() instead of leaving it hanging.
+#[wasm_bindgen_test]
+async fn free_releases_listeners_timers_and_pending_promises() {
+    reset_server().await;
+    let (probe, _) = client(r#"{"url":"ws://127.0.0.1:9/","provider":"deepgram"}"#);
+    let before = probe.debug_stats();
+    control("delay-handshake", r#"{"ms":3000,"scope":"next","count":1}"#).await;
+    let (c, _log) = client(&format!(
+        r#"{{"url":"{}","provider":"deepgram"}}"#,
+        ws("/v1/listen?engine=meter")
+    ));
+    let ready = c.connect();
+    sleep(100).await;
+    let during = probe.debug_stats();
+    assert!(num(&during, "liveListeners") > num(&before, "liveListeners"));
+    assert!(num(&during, "liveTimers") > num(&before, "liveTimers"));
+    drop(c);
+    let after = probe.debug_stats();
+    assert_eq!(num(&after, "liveListeners"), num(&before, "liveListeners"));
+    assert_eq!(num(&after, "liveTimers"), num(&before, "liveTimers"));
+    let err = JsFuture::from(ready)
+        .await
+        .expect_err("a freed client's connect() rejects");
+    assert_eq!(string(&err, "code"), "freed");
+}
+
 /// Under drops (tiny buffer, server down), the stats still conserve bytes
 /// and every dropped byte was reported in a `dropped` event.
 #[wasm_bindgen_test]

@@ -453,6 +453,28 @@ impl Driver {
     }
 }
 
+impl Drop for Driver {
+    /// `free()` / `[Symbol.dispose]()`: the socket, timer, lifecycle
+    /// listeners and capture drop with their owners; promises still waiting
+    /// are settled so no `await` hangs on a freed client.
+    fn drop(&mut self) {
+        for (_, reject) in self.pending.connect.drain(..) {
+            let _ = reject.call1(
+                &JsValue::NULL,
+                &client_error("freed", "the client was freed (free() or Symbol.dispose)"),
+            );
+        }
+        let summary = obj(&[
+            ("code", JsValue::NULL),
+            ("reason", "freed".into()),
+            ("state", "closed".into()),
+        ]);
+        for resolve in self.pending.close.drain(..) {
+            let _ = resolve.call1(&JsValue::NULL, &summary);
+        }
+    }
+}
+
 /// `stats()` as a JS object.
 pub(crate) fn stats_js(s: &Stats) -> JsValue {
     let n = |v: u64| JsValue::from_f64(v as f64);
