@@ -14,8 +14,8 @@ use devserver::engine::pocketsphinx::AVAILABLE;
 use devserver::EngineKind;
 use serde_json::Value;
 
-async fn transcribe_hello(srv: &TestServer) -> (String, Vec<Value>) {
-    let wav = fixture("hello-16k.wav");
+async fn transcribe(srv: &TestServer, name: &str) -> (String, Vec<Value>) {
+    let wav = fixture(name);
     assert_eq!(wav.sample_rate, 16_000);
     let url = srv
         .ws_url("/v1/listen?encoding=linear16&sample_rate=16000&engine=pocketsphinx&grammar=hello");
@@ -50,7 +50,7 @@ async fn hello_fixture_is_transcribed_with_the_fixture_grammar() {
         return;
     }
     let srv = start().await;
-    let (text, msgs) = transcribe_hello(&srv).await;
+    let (text, msgs) = transcribe(&srv, "hello-16k.wav").await;
     assert!(text.contains("world"), "final transcript {text:?}");
     assert!(text.contains("this is"), "final transcript {text:?}");
     assert!(
@@ -58,10 +58,26 @@ async fn hello_fixture_is_transcribed_with_the_fixture_grammar() {
         "partials become interim results"
     );
     // A second connection reuses a pooled decoder and does as well.
-    let (again, _) = transcribe_hello(&srv).await;
+    let (again, _) = transcribe(&srv, "hello-16k.wav").await;
     assert!(again.contains("world"), "second run {again:?}");
     let s = srv
         .wait_session(|s| s["engine"] == "pocketsphinx" && !s["ended_at_ms"].is_null())
         .await;
     assert!(s["transcripts_sent"].as_u64().unwrap() >= 2);
+}
+
+/// The 15 s passage is longer than the 5 s utterance cap, so it is cut
+/// mid-phrase, where a grammar search has no complete parse: the words of
+/// the cut utterances must still come out as finals, not vanish.
+#[tokio::test]
+async fn long_speech_cut_by_the_utterance_cap_loses_no_utterance() {
+    if !AVAILABLE {
+        assert!(EngineKind::parse("pocketsphinx").is_err());
+        return;
+    }
+    let srv = start().await;
+    let (text, _) = transcribe(&srv, "speech-a-16k.wav").await;
+    for phrase in ["hello world", "no audio should be lost", "replay it"] {
+        assert!(text.contains(phrase), "{phrase:?} missing from {text:?}");
+    }
 }

@@ -300,8 +300,14 @@ mod imp {
 
         fn end_utterance(&mut self, out: &mut Vec<Transcript>, speech_final: bool) {
             self.dec().end();
-            let hyp = self.dec().hyp();
+            let mut hyp = self.dec().hyp();
             self.dec().start();
+            if hyp.is_empty() {
+                // A grammar search cut mid-phrase (the 5 s cap) reaches no
+                // final state and has no hypothesis; the last partial is
+                // still the best account of what was said.
+                hyp = std::mem::take(&mut self.last_partial);
+            }
             let start = self.utt_start.take().unwrap_or(self.pos) as f64 / RATE;
             self.last_partial.clear();
             self.was_in_speech = false;
