@@ -257,3 +257,41 @@ async fn recording_keeps_the_audio_and_strips_tokens_from_the_query() {
     assert_eq!(status, 200);
     assert!(srv.sessions().await.is_empty());
 }
+
+/// `--record-dir` writes each session's audio when the session ends.
+#[tokio::test]
+async fn record_dir_gets_a_wav_per_session() {
+    let dir = std::env::temp_dir().join(format!("devserver-rec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.clone();
+    let srv = start_with(move |c| c.record_dir = Some(d)).await;
+    let mut ws = connect_ok(&srv.ws_url(Q)).await;
+    let audio = tone(0.25, 0.2, 16_000);
+    send_bin(&mut ws, &audio).await;
+    close(&mut ws, 1000, "").await;
+    let s = srv.wait_session(|s| !s["ended_at_ms"].is_null()).await;
+    let path = dir.join(format!("{}.wav", s["id"].as_str().unwrap()));
+    let mut bytes = Vec::new();
+    for _ in 0..50 {
+        if let Ok(b) = std::fs::read(&path) {
+            bytes = b;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(devserver::wav::parse_wav(&bytes).unwrap().pcm, audio);
+}
+
+#[tokio::test]
+async fn engine_is_chosen_per_connection_and_unknown_ones_are_a_400() {
+    let srv = start().await;
+    connect_ok(&srv.ws_url(&format!("{Q}&engine=meter"))).await;
+    match connect(&srv.ws_url(&format!("{Q}&engine=whisper")), &[], &[]).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 400),
+        other => panic!("expected 400, got {:?}", other.map(|_| ())),
+    }
+    let s = srv.sessions().await;
+    assert_eq!(s[0]["engine"], "meter");
+    assert_eq!(s[1]["http_status"], 400);
+}
