@@ -171,7 +171,12 @@ async fn await_start(c: &mut Conn) -> Option<(String, u64)> {
                     .get("stream")
                     .and_then(Value::as_str)
                     .filter(|s| valid_stream_id(s));
-                let offset = v.get("offset").and_then(Value::as_u64);
+                // Offsets stay within JSON's exact integers (2^53), which also
+                // keeps `offset + frame length` far from overflowing.
+                let offset = v
+                    .get("offset")
+                    .and_then(Value::as_u64)
+                    .filter(|o| *o <= 1 << 53);
                 match (v.get("type").and_then(Value::as_str), stream, offset) {
                     (Some("start"), Some(s), Some(o)) => return Some((s.to_string(), o)),
                     _ => {

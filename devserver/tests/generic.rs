@@ -184,6 +184,20 @@ async fn protocol_violations_close_with_the_documented_codes() {
             .map(|c| c.0),
         Some(4400)
     );
+    // An offset beyond JSON's exact integers.
+    let mut ws = connect_ok(&srv.ws_url(Q)).await;
+    send_text(
+        &mut ws,
+        r#"{"type":"start","stream":"big","offset":18446744073709551615}"#,
+    )
+    .await;
+    assert_eq!(
+        until_close(&mut ws, Duration::from_secs(3))
+            .await
+            .0
+            .map(|c| c.0),
+        Some(4400)
+    );
     // No start at all.
     let mut ws = connect_ok(&srv.ws_url(Q)).await;
     assert_eq!(

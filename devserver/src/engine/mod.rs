@@ -210,7 +210,7 @@ pub fn spawn(spec: EngineSpec) -> EngineHandle {
 struct Worker {
     spec: EngineSpec,
     rec: Option<Box<dyn Recognizer>>,
-    carry: Option<u8>,
+    carry: Vec<u8>,
     /// Input frames (one sample per channel) seen so far.
     frames_in: u64,
     /// Input frame count at the last emitted result.
@@ -225,7 +225,7 @@ impl Worker {
         Worker {
             spec,
             rec: None,
-            carry: None,
+            carry: Vec::new(),
             frames_in: 0,
             last_result_frame: 0,
             resample_pos: 0.0,
@@ -267,13 +267,13 @@ impl Worker {
     }
 
     fn audio(&mut self, bytes: &[u8], out: &mut Vec<Transcript>) -> Result<(), String> {
-        let mut data = Vec::with_capacity(bytes.len() + 1);
-        data.extend(self.carry.take());
-        data.extend_from_slice(bytes);
-        if data.len() % 2 == 1 {
-            self.carry = data.pop();
-        }
         let channels = usize::from(self.spec.channels.max(1));
+        let mut data = std::mem::take(&mut self.carry);
+        data.extend_from_slice(bytes);
+        // Frames may split a sample (or a multi-channel frame): keep the
+        // incomplete tail for the next message.
+        let whole = data.len() - data.len() % (2 * channels);
+        self.carry = data.split_off(whole);
         // Only the first channel is recognised.
         let mono: Vec<i16> = data
             .chunks_exact(2 * channels)
@@ -347,5 +347,56 @@ impl Worker {
             self.last_sample = l;
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(rate: u32, channels: u16) -> EngineSpec {
+        EngineSpec {
+            kind: EngineKind::Meter,
+            sample_rate: rate,
+            channels,
+            grammar: None,
+            base_secs: 0.0,
+        }
+    }
+
+    #[test]
+    fn frames_split_mid_sample_are_reassembled() {
+        let mut w = Worker::new(spec(16_000, 2));
+        let bytes: Vec<u8> = (0..4000u32).map(|i| i as u8).collect();
+        let mut out = Vec::new();
+        for piece in bytes.chunks(7) {
+            w.audio(piece, &mut out).unwrap();
+        }
+        assert_eq!(
+            w.frames_in, 1000,
+            "4000 bytes of stereo PCM16 are 1000 frames"
+        );
+    }
+
+    #[test]
+    fn a_result_comes_at_least_every_second_of_audio() {
+        let mut w = Worker::new(spec(48_000, 1));
+        let mut out = Vec::new();
+        for _ in 0..30 {
+            w.audio(&vec![0u8; 9_600], &mut out).unwrap(); // 100 ms
+        }
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert!((out[2].end - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn resampling_keeps_the_duration() {
+        let mut w = Worker::new(spec(48_000, 1));
+        let input: Vec<i16> = (0..48_000).map(|i| (i % 100) as i16).collect();
+        let n: usize = input
+            .chunks(4_801)
+            .map(|c| w.resample(c, 16_000).len())
+            .sum();
+        assert!((15_990..=16_010).contains(&n), "{n}");
     }
 }
