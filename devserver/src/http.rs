@@ -54,7 +54,11 @@ pub struct Server {
 impl Server {
     /// Binds the listener. Fails with a readable error when the port is taken.
     pub async fn bind(cfg: ServerConfig) -> std::io::Result<Server> {
-        let addr = format!("{}:{}", cfg.host, cfg.port);
+        let addr = if cfg.host.contains(':') && !cfg.host.starts_with('[') {
+            format!("[{}]:{}", cfg.host, cfg.port) // a bare IPv6 address
+        } else {
+            format!("{}:{}", cfg.host, cfg.port)
+        };
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
