@@ -10,6 +10,7 @@ use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
@@ -227,9 +228,9 @@ impl Conn {
                     },
                 }
                 if self.blackhole_until.is_none() {
-                    // The next tick comes a full period after the blackhole,
-                    // so frames the client sent meanwhile are read before
-                    // idle timers look at them.
+                    if let Some(ev) = self.discard_blackholed().await {
+                        return ev;
+                    }
                     self.tick.reset();
                 }
                 continue;
@@ -266,6 +267,28 @@ impl Conn {
                 msg = self.ws.recv(), if gate.is_none() => return self.incoming(msg).await,
             }
         }
+    }
+
+    /// Ends a blackhole: what the client sent into it is in the socket
+    /// buffer now, and is dropped as a dead network path would have dropped
+    /// it (recording it would duplicate the audio the client replays on its
+    /// next connection). A close or failure found there ends the session.
+    async fn discard_blackholed(&mut self) -> Option<Ev> {
+        let mut bytes = 0u64;
+        let mut found = None;
+        while let Some(msg) = self.ws.recv().now_or_never() {
+            match msg {
+                Some(Ok(Message::Text(t))) => bytes += t.len() as u64,
+                Some(Ok(Message::Binary(b))) => bytes += b.len() as u64,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => {
+                    found = Some(self.incoming(other).await);
+                    break;
+                }
+            }
+        }
+        self.session.update(|r| r.blackholed_bytes += bytes);
+        found
     }
 
     async fn incoming(&mut self, msg: Option<Result<Message, axum::Error>>) -> Ev {

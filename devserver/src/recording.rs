@@ -55,6 +55,8 @@ pub struct SessionRecord {
     pub close_reason_sent: Option<String>,
     pub close_code_received: Option<u16>,
     pub close_reason_received: Option<String>,
+    /// Bytes the client sent into a blackhole, dropped unread.
+    pub blackholed_bytes: u64,
     /// Faults applied, e.g. `reset`, `close:4321`, `delay-handshake:500`.
     pub faults: Vec<String>,
     /// True when the kept audio hit the per-session cap.

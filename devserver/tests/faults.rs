@@ -134,9 +134,13 @@ async fn reset_next_hits_the_following_connection() {
     }
 }
 
+fn long_omi_idle(c: &mut devserver::ServerConfig) {
+    c.timeouts.omi_idle = Duration::from_secs(10);
+}
+
 #[tokio::test]
 async fn blackhole_silences_the_server_then_it_resumes() {
-    let srv = start().await;
+    let srv = start_with(long_omi_idle).await;
     let mut ws = omi_ready(&srv).await;
     assert!(matches!(next(&mut ws, Duration::from_secs(2)).await, Got::Text(t) if t == "ping"));
     srv.control("blackhole", r#"{"ms":900}"#).await;
@@ -152,22 +156,42 @@ async fn blackhole_silences_the_server_then_it_resumes() {
         other => panic!("expected pings to resume, got {other:?}"),
     }
     assert!(t0.elapsed() >= Duration::from_millis(700));
+    send_bin(&mut ws, &[0, 0]).await;
     let s = srv.wait_session(|s| s["keepalives"] == 1).await;
     assert_eq!(s["faults"][0], "blackhole");
+    assert_eq!(
+        s["blackholed_bytes"], 1,
+        "what was sent into the blackhole is lost"
+    );
+}
+
+/// Audio sent into a blackhole must not be recorded: the client replays it
+/// on its next connection, and recording both would duplicate it.
+#[tokio::test]
+async fn audio_sent_into_a_blackhole_is_dropped() {
+    let srv = start_with(|c| c.timeouts.idle = Duration::from_secs(10)).await;
+    let mut ws = connect_ok(&srv.ws_url(DG)).await;
+    send_bin(&mut ws, &tone(0.1, 0.0, 16_000)).await;
+    srv.wait_session(|s| s["bytes_received"] == 3200).await;
+    srv.control("blackhole", r#"{"ms":400}"#).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    send_bin(&mut ws, &tone(0.2, 0.0, 16_000)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    send_bin(&mut ws, &tone(0.1, 0.0, 16_000)).await;
+    let s = srv.wait_session(|s| s["bytes_received"] == 6400).await;
+    assert_eq!(s["blackholed_bytes"], 6400);
+    assert_eq!(s["audio_frames"], 2);
 }
 
 #[tokio::test]
 async fn blackhole_without_end_holds_until_clear() {
-    let srv = start().await;
+    let srv = start_with(long_omi_idle).await;
     let mut ws = omi_ready(&srv).await;
     srv.control("blackhole", "{}").await;
     assert!(matches!(
         next(&mut ws, Duration::from_millis(800)).await,
         Got::Timeout
     ));
-    // A keepalive byte, read only after the blackhole ends, so the 0.9 s
-    // inbound-idle rule does not close the session first.
-    send_bin(&mut ws, &[0]).await;
     let (_, faults) = srv.json("GET", "/control/faults", None).await;
     assert!(faults.is_object());
     srv.control("clear", "").await;
