@@ -4,7 +4,9 @@
 //
 // Query parameters (all optional) preset the page, e.g.
 //   /?provider=omi&engine=meter&staleAfterMs=3000&initialDelayMs=200
-// provider, engine: the selectors; the numeric ones map to client options
+// provider, engine: the selectors; processing=1 turns the browser's voice
+// processing on (off by default: recognisers prefer the raw signal, and
+// Chromium's echo canceller, noise suppressor and AGC reshape it); the numeric ones map to client options
 // (NUMERIC_OPTIONS below) so tests and demos can shorten the timeouts.
 import init, { TranscriptionClient } from "/pkg/resilient_transcriber.js";
 
@@ -206,6 +208,7 @@ function setRunning(running) {
   $("stop").disabled = !running;
   $("provider").disabled = running;
   $("engine").disabled = running;
+  $("processing").disabled = running;
 }
 
 async function start() {
@@ -238,7 +241,10 @@ async function start() {
   // queued from the first sample, so the microphone starts right away.
   client.connect().catch((e) => log("connect rejected", { code: e.code, message: e.message }));
   try {
-    await client.startMicrophone();
+    const processing = $("processing").checked;
+    await client.startMicrophone({
+      echoCancellation: processing, noiseSuppression: processing, autoGainControl: processing,
+    });
     log("microphone", "capturing");
   } catch (e) {
     log("microphone failed", { code: e.code, message: e.message });
@@ -281,8 +287,17 @@ async function fault(name, body = {}) {
 
 selectFromQuery($("provider"), "provider");
 selectFromQuery($("engine"), "engine");
+$("processing").checked = params.get("processing") === "1";
+$("processing").addEventListener("change", () => {
+  params.set("processing", $("processing").checked ? "1" : "0");
+  history.replaceState(null, "", `?${params}`);
+});
 showEndpoint();
-$("start").addEventListener("click", () => start().catch((e) => log("start failed", String(e))));
+$("start").addEventListener("click", () => start().catch((e) => {
+  // Bad options (e.g. from the query string) throw in the constructor.
+  log("start failed", String(e));
+  onState({ state: "failed", attempt: 0, retryInMs: null, reason: e.message });
+}));
 $("stop").addEventListener("click", () => stop().catch((e) => log("stop failed", String(e))));
 for (const b of document.querySelectorAll("[data-fault]")) {
   b.addEventListener("click", () => fault(b.dataset.fault, JSON.parse(b.dataset.body)).catch(() => {}));

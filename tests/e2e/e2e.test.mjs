@@ -1,0 +1,273 @@
+// End to end: the demo page, served by the release devserver exactly as
+// `npm start` serves it, in headless Chromium whose fake microphone plays
+// tests/fixtures/speech-a-48k.wav once. What the devserver recorded must be
+// what the microphone heard, through faults too, and misuse from the page
+// must reject with a code, never hang.
+//
+// Run: node --test tests/e2e/   (builds pkg/ and the devserver if stale)
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import {
+  ROOT, buildIfNeeded, startDevserver, launchChromium, control, recordedAudio, readWav,
+  bestCorrelation, segmentReport, withTimeout,
+} from "./lib.mjs";
+
+const FIXTURE_48K = join(ROOT, "tests", "fixtures", "speech-a-48k.wav");
+const FIXTURE_16K = join(ROOT, "tests", "fixtures", "speech-a-16k.wav");
+const FIXTURE_S = 15.76;
+const BYTES_PER_MS = 32; // 16 kHz PCM16 mono
+const RESULTS = join(ROOT, "test-results");
+
+let server;
+
+before(async () => {
+  buildIfNeeded();
+  // The same command line as scripts/start.sh, on a free port; the audio
+  // tests pick the meter engine through the demo's ?engine= selector.
+  server = await startDevserver({ engine: "pocketsphinx" });
+});
+
+after(async () => {
+  await server?.stop();
+});
+
+/** A fresh browser (the fake file restarts per launch) on the demo page. */
+async function openDemo(query, { fakeAudio = FIXTURE_48K } = {}) {
+  const browser = await launchChromium({ fakeAudio });
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
+  await page.goto(`${server.base}/${query}`);
+  await page.waitForSelector("html[data-ready=true]", { timeout: 15_000 });
+  return { browser, page, problems };
+}
+
+const pushedMs = (page) => page.evaluate(() => {
+  const c = window.rtDemo.client;
+  return c ? c.stats().bytesPushed / 32 : 0;
+});
+
+async function waitPushed(page, ms, timeout = 30_000) {
+  await page.waitForFunction((want) => {
+    const c = window.rtDemo.client;
+    return c && c.stats().bytesPushed / 32 >= want;
+  }, ms, { timeout, polling: 50 });
+}
+
+/** Clicks Stop and returns the close summary. */
+async function stopDemo(page) {
+  await page.click("#stop");
+  await page.waitForFunction(() => window.rtDemo.lastSummary, null, { timeout: 15_000 });
+  return page.evaluate(() => window.rtDemo.lastSummary);
+}
+
+test("the demo delivers the microphone stream intact (meter engine)", { timeout: 90_000 }, async () => {
+  await control(server.base, "DELETE", "/control/sessions");
+  const { browser, page, problems } = await openDemo("?engine=meter");
+  try {
+    await page.click("#start");
+    await page.waitForFunction(() => window.rtDemo.client?.capturing, null, { timeout: 10_000 });
+    // Let the whole file play: stop once that much audio was captured.
+    await waitPushed(page, FIXTURE_S * 1000);
+    const summary = await stopDemo(page);
+    assert.equal(summary.code, 1000, `close summary: ${JSON.stringify(summary)}`);
+    assert.equal(await page.evaluate(() => window.rtDemo.droppedMs), 0);
+    assert.match(await page.textContent("#indicator"), /closed/);
+
+    const rec = await recordedAudio(server.base);
+    assert.equal(rec.sampleRate, 16000);
+    const seconds = rec.samples.length / rec.sampleRate;
+    assert.ok(Math.abs(seconds - FIXTURE_S) <= 0.05 * FIXTURE_S,
+      `received ${seconds.toFixed(3)} s, fixture ${FIXTURE_S} s`);
+    const ref = readWav(FIXTURE_16K);
+    const { lag, correlation } = bestCorrelation(rec.samples, ref.samples, 8000);
+    console.log(`# (a) received ${seconds.toFixed(3)} s; correlation ${correlation.toFixed(4)} at lag ${lag} samples`);
+    assert.ok(correlation >= 0.9, `normalised cross-correlation ${correlation} at lag ${lag}; ` +
+      `per second (s:lag/score): ${segmentReport(rec.samples, ref.samples)}`);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test("a TCP reset and a 10 s blackhole mid-stream leave no unreported gap", { timeout: 120_000 }, async () => {
+  await control(server.base, "DELETE", "/control/sessions");
+  await control(server.base, "POST", "/control/clear", {});
+  // Watchdog 3 s instead of 25 s so the blackhole is noticed quickly (the
+  // keepalive must be shorter than that, so 1 s); a
+  // fixed 1.5 s first backoff keeps "reconnecting" on screen long enough to
+  // photograph it.
+  const STALE_MS = 3000;
+  const { browser, page, problems } = await openDemo(
+    `?engine=meter&staleAfterMs=${STALE_MS}&keepaliveMs=1000&initialDelayMs=1500&jitter=0`);
+  try {
+    await page.click("#start");
+    await page.waitForFunction(() => window.rtDemo.client?.state === "open", null, { timeout: 10_000 });
+
+    // Reset through the demo's own button.
+    await waitPushed(page, 3000);
+    await page.click('[data-fault="reset"]');
+    await page.waitForFunction(
+      () => document.getElementById("indicator").dataset.state === "reconnecting", null,
+      { timeout: 10_000, polling: "raf" });
+    // (c) A screenshot mid-reconnect. The DOM is read before and after it:
+    // the same state and attempt on both sides means the picture shows it
+    // (a new "reconnecting" would carry a higher attempt number).
+    const readIndicator = () => page.evaluate(() => {
+      const el = document.getElementById("indicator");
+      return { state: el.dataset.state, text: el.textContent.trim().replace(/\s+/g, " ") };
+    });
+    const before = await readIndicator();
+    mkdirSync(RESULTS, { recursive: true });
+    const shot = join(RESULTS, "reconnecting.png");
+    await page.screenshot({ path: shot, fullPage: true });
+    const afterShot = await readIndicator();
+    assert.equal(before.state, "reconnecting");
+    assert.deepEqual(afterShot.state, before.state);
+    assert.equal(afterShot.text.replace(/in \d+ s/, ""), before.text.replace(/in \d+ s/, ""));
+    assert.match(before.text, /^reconnecting in \d+ s, attempt \d+$/);
+    const png = readFileSync(shot);
+    assert.equal(png.subarray(1, 4).toString("ascii"), "PNG");
+    assert.ok(png.readUInt32BE(16) >= 1000 && png.readUInt32BE(20) >= 600, "screenshot dimensions");
+    assert.ok(statSync(shot).size > 20_000, `screenshot is only ${statSync(shot).size} bytes`);
+
+    await page.waitForFunction(() => window.rtDemo.client?.state === "open", null, { timeout: 10_000 });
+    // A 10 s blackhole (the demo's button uses 40 s; same code path).
+    await waitPushed(page, 6000);
+    await page.evaluate(() => window.rtDemo.fault("blackhole", { ms: 10_000 }));
+    await waitPushed(page, FIXTURE_S * 1000);
+    const summary = await stopDemo(page);
+    assert.equal(summary.code, 1000, `close summary: ${JSON.stringify(summary)}`);
+
+    const { states, droppedMs } = await page.evaluate(() => ({
+      states: window.rtDemo.states.map((s) => `${s.state}${s.reason ? ` (${s.reason})` : ""}`),
+      droppedMs: window.rtDemo.droppedMs,
+    }));
+    const reconnects = states.filter((s) => s.startsWith("reconnecting"));
+    assert.ok(reconnects.length >= 2, `expected a reconnect after the reset and one after the blackhole: ${states.join(" → ")}`);
+    assert.ok(reconnects.some((s) => /stale/.test(s)), `the watchdog should have found the blackhole: ${states.join(" → ")}`);
+
+    const rec = await recordedAudio(server.base);
+    const capturedMs = summary.stats.bytesPushed / BYTES_PER_MS;
+    const receivedMs = rec.samples.length / (rec.sampleRate / 1000);
+    // Allowance for audio lost in flight, which Deepgram's protocol (no
+    // acknowledgements) cannot see, let alone replay:
+    //  - blackhole: chunks the client wrote into the silent socket until the
+    //    watchdog gave up on it (staleAfterMs after the last server frame;
+    //    the meter engine answers every ~0.5 s) are in the dead TCP stream.
+    //    They may still arrive when the blackhole ends, but need not.
+    //  - reset: what sat in the server's socket buffer when the RST came;
+    //    on loopback the server reads within milliseconds, so one 100 ms
+    //    chunk plus scheduling slack on a loaded 2-core machine.
+    const allowanceMs = STALE_MS + 1000 + 300;
+    const sessions = rec.sessions.filter((s) => s.bytes_received > 0);
+    console.log(`# (b) captured ${capturedMs.toFixed(0)} ms, received ${receivedMs.toFixed(0)} ms in ${sessions.length} sessions, ` +
+      `dropped (reported) ${droppedMs} ms, allowance ${allowanceMs} ms; states: ${states.join(" → ")}`);
+    assert.ok(sessions.length >= 3, `sessions: ${JSON.stringify(rec.sessions.map((s) => [s.id, s.bytes_received, s.faults]))}`);
+    assert.ok(receivedMs >= capturedMs - droppedMs - allowanceMs,
+      `gap: captured ${capturedMs} ms, received ${receivedMs} ms, dropped ${droppedMs} ms, allowance ${allowanceMs} ms`);
+    // Deepgram has no resume, so nothing may arrive twice either.
+    assert.ok(receivedMs <= capturedMs + 100, `received ${receivedMs} ms > captured ${capturedMs} ms`);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test("microphone misuse from the page rejects with a code and never hangs", { timeout: 60_000 }, async () => {
+  const { browser, page, problems } = await openDemo("?engine=meter", { fakeAudio: null });
+  try {
+    const r = await withTimeout(page.evaluate(async () => {
+      const { TranscriptionClient } = window.rtDemo;
+      const url = `ws://${location.host}/v1/listen?engine=meter`;
+      const settle = (p) => Promise.race([
+        p.then(() => ({ ok: true }), (e) => ({ ok: false, code: e.code, message: e.message })),
+        new Promise((r) => setTimeout(() => r({ timeout: true }), 5000)),
+      ]);
+      const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+      const out = {};
+
+      // Twice: the second call rejects at once, while the first is starting
+      // and again once it runs.
+      const a = new TranscriptionClient({ url });
+      const first = a.startMicrophone();
+      out.secondWhileStarting = await settle(a.startMicrophone());
+      out.first = await settle(first);
+      out.secondWhileRunning = await settle(a.startMicrophone());
+
+      // Without connect(): documented as allowed, the audio is queued.
+      await sleep(700);
+      out.unconnected = { state: a.state, capturing: a.capturing, stats: a.stats() };
+      const dropped = [];
+      a.on("dropped", (d) => dropped.push(d));
+      out.closeSummary = await Promise.race([a.close({ flush: false }), sleep(5000).then(() => "timeout")]);
+      out.droppedOnClose = dropped;
+      out.capturingAfterClose = a.capturing;
+
+      // After close(): rejects with "closed".
+      out.afterClose = await settle(a.startMicrophone());
+      const b = new TranscriptionClient({ url });
+      await b.close();
+      out.afterCloseFresh = await settle(b.startMicrophone());
+
+      // Bad options throw synchronously, naming the option.
+      try { a.startMicrophone({ sampleRate: 16000 }); out.badOption = "no throw"; } catch (e) { out.badOption = `${e.name}: ${e.message}`; }
+      a.stopMicrophone(); // harmless when not capturing
+      return out;
+    }), 30_000, "misuse scenario in the page");
+
+    assert.equal(r.secondWhileStarting.code, "mic-active", JSON.stringify(r.secondWhileStarting));
+    assert.deepEqual(r.first, { ok: true });
+    assert.equal(r.secondWhileRunning.code, "mic-active", JSON.stringify(r.secondWhileRunning));
+    assert.equal(r.unconnected.state, "idle");
+    assert.equal(r.unconnected.capturing, true);
+    assert.equal(r.unconnected.stats.bytesSent, 0);
+    assert.ok(r.unconnected.stats.bytesQueued >= 200 * BYTES_PER_MS,
+      `audio captured before connect() should be queued: ${JSON.stringify(r.unconnected.stats)}`);
+    assert.notEqual(r.closeSummary, "timeout", "close() hung");
+    assert.equal(r.closeSummary.state, "closed");
+    assert.ok(r.droppedOnClose.some((d) => d.reason === "closed" && d.audioMs > 0),
+      `queued audio must be reported when closing without flush: ${JSON.stringify(r.droppedOnClose)}`);
+    assert.equal(r.capturingAfterClose, false);
+    assert.equal(r.afterClose.code, "closed", JSON.stringify(r.afterClose));
+    assert.equal(r.afterCloseFresh.code, "closed", JSON.stringify(r.afterCloseFresh));
+    assert.match(r.badOption, /^TypeError: .*unknown option `sampleRate`/);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test("the demo as `npm start` serves it: pocketsphinx transcripts, every provider connects", { timeout: 90_000 }, async () => {
+  const { browser, page, problems } = await openDemo("");
+  try {
+    assert.equal(await page.inputValue("#engine"), "pocketsphinx");
+    assert.equal(await page.inputValue("#provider"), "deepgram");
+    await page.click("#start");
+    // Recognition quality on espeak audio is poor; any final words will do.
+    await page.waitForSelector("#transcript p.final", { timeout: 20_000 });
+    const color = await page.$eval("#transcript p.final", (p) => getComputedStyle(p).color);
+    assert.equal(color, "rgb(26, 28, 32)");
+    assert.match(await page.textContent("#indicator"), /connected/);
+    assert.equal((await stopDemo(page)).code, 1000);
+
+    for (const provider of ["omi", "generic"]) {
+      await page.selectOption("#provider", provider);
+      await page.selectOption("#engine", "meter");
+      await page.evaluate(() => { window.rtDemo.lastSummary = null; });
+      await page.click("#start");
+      await page.waitForFunction(() => window.rtDemo.client?.stats().chunksSent >= 3, null, { timeout: 10_000 });
+      assert.match(await page.textContent("#indicator"), /connected/);
+      const summary = await stopDemo(page);
+      assert.equal(summary.state, "closed", `${provider}: ${JSON.stringify(summary)}`);
+      assert.equal(summary.stats.bytesDropped, 0, provider);
+    }
+    assert.match(page.url(), /provider=generic/);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});

@@ -1,0 +1,245 @@
+// Helpers shared by the end-to-end tests and the benchmark: build what is
+// stale, run the release devserver on a free port, launch the system
+// Chromium with a fake microphone, read WAVs, and compare audio.
+import { spawn, spawnSync } from "node:child_process";
+import { readFileSync, existsSync, statSync, readdirSync } from "node:fs";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+
+function newestMtime(path) {
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.mtimeMs;
+  let t = 0;
+  for (const e of readdirSync(path)) t = Math.max(t, newestMtime(join(path, e)));
+  return t;
+}
+
+function run(cmd, args) {
+  const r = spawnSync(cmd, args, { cwd: ROOT, stdio: "inherit" });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed with status ${r.status}`);
+}
+
+const stale = (artifact, sources) => !existsSync(artifact)
+  || statSync(artifact).mtimeMs < Math.max(...sources.map((p) => newestMtime(join(ROOT, p))));
+
+/**
+ * Builds pkg/ and the release devserver when they are missing or older
+ * than their sources. RT_E2E_NO_BUILD=1 uses whatever is there.
+ */
+export function buildIfNeeded() {
+  if (process.env.RT_E2E_NO_BUILD) return;
+  if (stale(join(ROOT, "pkg", "resilient_transcriber_bg.wasm"), ["src", "Cargo.toml", "Cargo.lock"])) {
+    run("bash", ["scripts/build.sh"]);
+  }
+  if (stale(join(ROOT, "target", "release", "devserver"), ["devserver", "Cargo.lock"])) {
+    run("cargo", ["build", "--release", "-p", "devserver", "--quiet"]);
+  }
+}
+
+/**
+ * Starts `target/release/devserver serve --port 0 ...` and resolves with
+ * { base, port, stop() } once it prints its address.
+ */
+export async function startDevserver({ engine = "pocketsphinx", www = "www", extra = [] } = {}) {
+  const bin = join(ROOT, "target", "release", "devserver");
+  const child = spawn(bin, ["serve", "--port", "0", "--engine", engine, "--www", www, "--pkg", "pkg", ...extra], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  const base = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`devserver did not start in 20 s:\n${out}`)), 20_000);
+    const onData = (d) => {
+      out += d;
+      const m = out.match(/devserver listening on (http:\/\/[\d.]+:\d+)/);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", (d) => { out += d; });
+    child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`devserver exited (${code}):\n${out}`)); });
+  });
+  child.stdout.resume();
+  child.stderr.resume();
+  return {
+    base,
+    port: Number(new URL(base).port),
+    log: () => out,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+      if (child.exitCode === null) child.kill("SIGKILL");
+    },
+  };
+}
+
+/** Headless system Chromium; `fakeAudio` (absolute path) plays once as the microphone. */
+export function launchChromium({ fakeAudio } = {}) {
+  const args = [
+    "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+  ];
+  if (fakeAudio) args.push(`--use-file-for-fake-audio-capture=${fakeAudio}%noloop`);
+  return chromium.launch({ executablePath: CHROMIUM, args });
+}
+
+/** JSON from the devserver's control API. */
+export async function control(base, method, path, body) {
+  const r = await fetch(base + path, {
+    method,
+    headers: body ? { "content-type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (!r.ok) throw new Error(`${method} ${path}: HTTP ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+/** Parses a PCM16 mono WAV into { sampleRate, samples: Float32Array (−1..1) }. */
+export function parseWav(buf) {
+  const b = Buffer.from(buf);
+  if (b.toString("ascii", 0, 4) !== "RIFF" || b.toString("ascii", 8, 12) !== "WAVE") throw new Error("not a WAV");
+  let pos = 12, sampleRate = 0, channels = 0, bits = 0;
+  while (pos + 8 <= b.length) {
+    const id = b.toString("ascii", pos, pos + 4);
+    let size = b.readUInt32LE(pos + 4);
+    if (id === "fmt ") {
+      channels = b.readUInt16LE(pos + 10);
+      sampleRate = b.readUInt32LE(pos + 12);
+      bits = b.readUInt16LE(pos + 22);
+    } else if (id === "data") {
+      if (bits !== 16 || channels !== 1) throw new Error(`want PCM16 mono, got ${bits} bits × ${channels}`);
+      size = Math.min(size, b.length - pos - 8);
+      const n = size >> 1;
+      const samples = new Float32Array(n);
+      for (let i = 0; i < n; i++) samples[i] = b.readInt16LE(pos + 8 + 2 * i) / 32768;
+      return { sampleRate, samples };
+    }
+    pos += 8 + size + (size & 1);
+  }
+  throw new Error("WAV without a data chunk");
+}
+
+export function readWav(path) {
+  return parseWav(readFileSync(path));
+}
+
+/**
+ * Everything the devserver recorded, sessions concatenated in the order
+ * they started: { sessions, sampleRate, samples }.
+ */
+export async function recordedAudio(base) {
+  const { sessions } = await control(base, "GET", "/control/sessions");
+  const audioSessions = sessions.filter((s) => s.bytes_received > 0)
+    .sort((a, b) => a.started_at_ms - b.started_at_ms);
+  const parts = [];
+  let sampleRate = 0;
+  for (const s of audioSessions) {
+    const r = await fetch(`${base}/control/sessions/${s.id}/audio`);
+    const w = parseWav(await r.arrayBuffer());
+    if (sampleRate && w.sampleRate !== sampleRate) throw new Error("sessions with different sample rates");
+    sampleRate = w.sampleRate;
+    parts.push(w.samples);
+  }
+  const samples = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) { samples.set(p, at); at += p.length; }
+  return { sessions, sampleRate, samples };
+}
+
+// In-place iterative radix-2 FFT on (re, im); inverse when `inv`.
+function fft(re, im, inv) {
+  const n = re.length;
+  for (let i = 1, j = 0; i < n; i++) {
+    let bit = n >> 1;
+    for (; j & bit; bit >>= 1) j ^= bit;
+    j ^= bit;
+    if (i < j) {
+      [re[i], re[j]] = [re[j], re[i]];
+      [im[i], im[j]] = [im[j], im[i]];
+    }
+  }
+  for (let len = 2; len <= n; len <<= 1) {
+    const ang = (2 * Math.PI / len) * (inv ? 1 : -1);
+    const wr = Math.cos(ang), wi = Math.sin(ang);
+    const half = len >> 1;
+    for (let i = 0; i < n; i += len) {
+      let cr = 1, ci = 0;
+      for (let k = 0; k < half; k++) {
+        const a = i + k, b = a + half;
+        const tr = re[b] * cr - im[b] * ci, ti = re[b] * ci + im[b] * cr;
+        re[b] = re[a] - tr; im[b] = im[a] - ti;
+        re[a] += tr; im[a] += ti;
+        const ncr = cr * wr - ci * wi;
+        ci = cr * wi + ci * wr;
+        cr = ncr;
+      }
+    }
+  }
+  if (inv) for (let i = 0; i < n; i++) { re[i] /= n; im[i] /= n; }
+}
+
+/**
+ * Normalised cross-correlation of `x` (received) against `y` (reference)
+ * at the best lag in ±maxLag samples, where x[n + lag] ≈ y[n]:
+ * Σ x[n+lag]·y[n] / sqrt(Σ x² · Σ y²) over the overlap at that lag.
+ * The lag search runs on an FFT; the score at the winner is exact.
+ */
+export function bestCorrelation(x, y, maxLag) {
+  let n = 1;
+  while (n < x.length + y.length) n <<= 1;
+  const xr = new Float64Array(n), xi = new Float64Array(n);
+  const yr = new Float64Array(n), yi = new Float64Array(n);
+  xr.set(x); yr.set(y);
+  fft(xr, xi, false);
+  fft(yr, yi, false);
+  for (let k = 0; k < n; k++) { // X · conj(Y)
+    const r = xr[k] * yr[k] + xi[k] * yi[k];
+    const i = xi[k] * yr[k] - xr[k] * yi[k];
+    xr[k] = r; xi[k] = i;
+  }
+  fft(xr, xi, true);
+  const score = (lag) => {
+    let dot = 0, ex = 0, ey = 0;
+    const from = Math.max(0, -lag), to = Math.min(y.length, x.length - lag);
+    for (let i = from; i < to; i++) {
+      const a = x[i + lag], b = y[i];
+      dot += a * b; ex += a * a; ey += b * b;
+    }
+    return ex > 0 && ey > 0 ? dot / Math.sqrt(ex * ey) : 0;
+  };
+  let best = 0, bestVal = -Infinity;
+  for (let lag = -maxLag; lag <= maxLag; lag++) {
+    const v = xr[(lag + n) % n];
+    if (v > bestVal) { bestVal = v; best = lag; }
+  }
+  return { lag: best, correlation: score(best) };
+}
+
+/** Rejects after `ms` with a message, so no step can hang a test. */
+export function withTimeout(promise, ms, what) {
+  let timer;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms); }),
+  ]);
+}
+
+/**
+ * Per-second alignment of `x` against `y` (both 16 kHz): "second:lag/score"
+ * for each 1 s window of `y`. A lag that jumps between windows shows where
+ * audio went missing or was inserted. For failure messages.
+ */
+export function segmentReport(x, y, rate = 16000) {
+  const out = [];
+  for (let s = rate; s + 2 * rate <= Math.min(x.length, y.length); s += rate) {
+    const r = bestCorrelation(x.subarray(s - rate / 2, s + rate + rate / 2), y.subarray(s, s + rate), rate);
+    out.push(`${s / rate}:${r.lag - rate / 2}/${r.correlation.toFixed(2)}`);
+  }
+  return out.join(" ");
+}
