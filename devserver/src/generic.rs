@@ -152,6 +152,10 @@ fn error(code: &str, message: &str) -> Value {
     json!({"type": "error", "code": code, "message": message})
 }
 
+/// Offsets stay within JSON's exact integers, which also keeps
+/// `offset + frame length` far from overflowing.
+const MAX_OFFSET: u64 = 1 << 53;
+
 /// Waits for `start`; returns the stream id and offset.
 async fn await_start(c: &mut Conn) -> Option<(String, u64)> {
     let deadline = Instant::now() + c.app.cfg.timeouts.start;
@@ -176,7 +180,7 @@ async fn await_start(c: &mut Conn) -> Option<(String, u64)> {
                 let offset = v
                     .get("offset")
                     .and_then(Value::as_u64)
-                    .filter(|o| *o <= 1 << 53);
+                    .filter(|o| *o <= MAX_OFFSET);
                 match (v.get("type").and_then(Value::as_str), stream, offset) {
                     (Some("start"), Some(s), Some(o)) => return Some((s.to_string(), o)),
                     _ => {
@@ -286,6 +290,22 @@ async fn run(c: &mut Conn, p: Params) {
                         c.engine_send(EngineIn::Flush);
                     }
                     Some("finish") => {}
+                    // The client dropped audio (and reported it): the next
+                    // frame starts further on. Offsets never go backwards.
+                    Some("seek") => match v.get("offset").and_then(Value::as_u64) {
+                        Some(o) if o >= off && o <= MAX_OFFSET => off = o,
+                        _ => {
+                            c.session.update(|r| r.invalid_messages += 1);
+                            let _ = c
+                                .send_json(&error(
+                                    "bad-seek",
+                                    "seek needs an offset >= the current one",
+                                ))
+                                .await;
+                            c.close(4400, "bad seek").await;
+                            return;
+                        }
+                    },
                     Some("start") => {
                         c.session.update(|r| r.invalid_messages += 1);
                         let _ = c

@@ -130,6 +130,24 @@ async fn gap_is_recorded_when_the_client_skips_dropped_audio() {
     assert_eq!(s["gap_bytes"], 200);
 }
 
+/// Mid-connection drops: the client announces the next offset with `seek`,
+/// so the stream stays aligned with real time and the gap is recorded;
+/// a seek backwards is a protocol violation.
+#[tokio::test]
+async fn seek_skips_dropped_audio_within_a_connection() {
+    let srv = start().await;
+    let (mut ws, _) = started(&srv, "seeky", 0).await;
+    send_bin(&mut ws, &[1; 100]).await;
+    send_text(&mut ws, &json!({"type": "seek", "offset": 250}).to_string()).await;
+    send_bin(&mut ws, &[2; 50]).await;
+    assert_eq!(ack_reaching(&mut ws, 300).await, 300);
+    let s = srv.wait_session(|s| s["stream"] == "seeky").await;
+    assert_eq!(s["gap_bytes"], 150);
+    send_text(&mut ws, &json!({"type": "seek", "offset": 10}).to_string()).await;
+    let (close, _) = until_close(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(close.map(|(code, _)| code), Some(4400));
+}
+
 #[tokio::test]
 async fn wrong_token_closes_4001_after_the_upgrade() {
     let srv = start_with(|c| c.token = Some("t0k".into())).await;
