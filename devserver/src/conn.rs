@@ -86,6 +86,27 @@ pub async fn admit(app: &AppState, record: SessionRecord) -> Result<Admitted, Re
     })
 }
 
+/// The opening every endpoint shares: records what the query says, admits
+/// the session past the handshake faults, and answers HTTP 400 for a bad
+/// query (after recording it, so tests see the attempt).
+pub async fn admit_with_params(
+    app: &AppState,
+    mut record: SessionRecord,
+    p: Result<crate::deepgram::Params, String>,
+) -> Result<(Admitted, crate::deepgram::Params), Response> {
+    if let Ok(p) = &p {
+        record.query = crate::util::redacted_query(&p.query);
+        record.sample_rate = p.sample_rate;
+        record.channels = p.channels;
+        record.engine = p.engine.name().into();
+    }
+    let admitted = admit(app, record).await?;
+    match p {
+        Ok(p) => Ok((admitted, p)),
+        Err(msg) => Err(end_http(&admitted.session, StatusCode::BAD_REQUEST, &msg)),
+    }
+}
+
 /// Ends a session that never upgraded, answering with `status`.
 pub fn end_http(session: &Session, status: StatusCode, msg: &str) -> Response {
     session.update(|r| {

@@ -85,25 +85,15 @@ pub async fn handler(
     let sub_token = util::subprotocol_token(&protocols);
     let token = util::header_token(&headers).or_else(|| sub_token.clone());
     let p = params(&app, q);
-    let mut record = SessionRecord {
+    let record = SessionRecord {
         endpoint: "deepgram".into(),
         path: "/v1/listen".into(),
         token_fingerprint: token.as_deref().map(fingerprint),
         ..Default::default()
     };
-    if let Ok(p) = &p {
-        record.query = util::redacted_query(&p.query);
-        record.sample_rate = p.sample_rate;
-        record.channels = p.channels;
-        record.engine = p.engine.name().into();
-    }
-    let admitted = match conn::admit(&app, record).await {
-        Ok(a) => a,
+    let (admitted, p) = match conn::admit_with_params(&app, record, p).await {
+        Ok(ap) => ap,
         Err(res) => return res,
-    };
-    let p = match p {
-        Ok(p) => p,
-        Err(msg) => return conn::end_http(&admitted.session, StatusCode::BAD_REQUEST, &msg),
     };
     if let Some(enc) = p.query.get("encoding").filter(|e| *e != "linear16") {
         let msg = format!("devserver only decodes encoding=linear16, got {enc:?}");

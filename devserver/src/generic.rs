@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Extension, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -102,26 +102,16 @@ pub async fn handler(
     let sub_token = util::subprotocol_token(&protocols);
     let token = sub_token.clone().or_else(|| q.get("token").cloned());
     let p = params(&app, q);
-    let mut record = SessionRecord {
+    let record = SessionRecord {
         endpoint: "generic".into(),
         path: "/v1/stream".into(),
         token_fingerprint: token.as_deref().map(fingerprint),
         subprotocol: sub_token.as_ref().map(|_| "token".into()),
         ..Default::default()
     };
-    if let Ok(p) = &p {
-        record.query = util::redacted_query(&p.query);
-        record.sample_rate = p.sample_rate;
-        record.channels = p.channels;
-        record.engine = p.engine.name().into();
-    }
-    let admitted = match conn::admit(&app, record).await {
-        Ok(a) => a,
+    let (admitted, p) = match conn::admit_with_params(&app, record, p).await {
+        Ok(ap) => ap,
         Err(res) => return res,
-    };
-    let p = match p {
-        Ok(p) => p,
-        Err(msg) => return conn::end_http(&admitted.session, StatusCode::BAD_REQUEST, &msg),
     };
     // The protocol rejects a wrong token *after* the upgrade, with 4001, so
     // the client can tell it apart from a network failure.

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Extension, Query, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -20,7 +19,7 @@ use crate::deepgram::{params, Params};
 use crate::engine::{self, EngineIn, EngineOut, EngineSpec};
 use crate::http::ConnInfo;
 use crate::recording::SessionRecord;
-use crate::util::{self, fingerprint, token_ok};
+use crate::util::{fingerprint, token_ok};
 use crate::AppState;
 
 pub async fn handler(
@@ -30,24 +29,14 @@ pub async fn handler(
     ws: WebSocketUpgrade,
 ) -> Response {
     let p = params(&app, q);
-    let mut record = SessionRecord {
+    let record = SessionRecord {
         endpoint: "omi".into(),
         path: "/v4/web/listen".into(),
         ..Default::default()
     };
-    if let Ok(p) = &p {
-        record.query = util::redacted_query(&p.query);
-        record.sample_rate = p.sample_rate;
-        record.channels = p.channels;
-        record.engine = p.engine.name().into();
-    }
-    let admitted = match conn::admit(&app, record).await {
-        Ok(a) => a,
+    let (admitted, p) = match conn::admit_with_params(&app, record, p).await {
+        Ok(ap) => ap,
         Err(res) => return res,
-    };
-    let p = match p {
-        Ok(p) => p,
-        Err(msg) => return conn::end_http(&admitted.session, StatusCode::BAD_REQUEST, &msg),
     };
     ws.max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
