@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `npm run bench`: WASM AudioPreprocessor vs a plain JS implementation of the
+# same resample → PCM16 → chunk operation, and client.sendAudio() cost, in
+# headless Chromium. Builds pkg/ and the devserver when stale; prints a
+# table and writes bench/results/latest.json. BENCH_RUNS / BENCH_SECONDS
+# override the repeat count (7) and the input length (60 s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PWD/node_modules/.bin:$PATH"
+
+wasm=pkg/resilient_transcriber_bg.wasm
+if [ ! -f "$wasm" ] || [ -n "$(find src Cargo.toml Cargo.lock .cargo -newer "$wasm" -print -quit 2>/dev/null)" ]; then
+  echo "[bench] building the package (scripts/build.sh)"
+  bash scripts/build.sh
+fi
+if [ ! -x target/release/devserver ] || [ -n "$(find devserver Cargo.lock -newer target/release/devserver -print -quit)" ]; then
+  echo "[bench] building the devserver (release)"
+  cargo build --release -p devserver --quiet
+fi
+exec node bench/bench.mjs
