@@ -125,6 +125,19 @@ export function parseWav(buf) {
   throw new Error("WAV without a data chunk");
 }
 
+/** A PCM16 mono WAV of `samples` (−1..1), for saving what a failed test received. */
+export function wavBytes(samples, sampleRate) {
+  const b = Buffer.alloc(44 + samples.length * 2);
+  b.write("RIFF", 0, "ascii"); b.writeUInt32LE(36 + samples.length * 2, 4); b.write("WAVEfmt ", 8, "ascii");
+  b.writeUInt32LE(16, 16); b.writeUInt16LE(1, 20); b.writeUInt16LE(1, 22); b.writeUInt32LE(sampleRate, 24);
+  b.writeUInt32LE(sampleRate * 2, 28); b.writeUInt16LE(2, 32); b.writeUInt16LE(16, 34);
+  b.write("data", 36, "ascii"); b.writeUInt32LE(samples.length * 2, 40);
+  for (let i = 0; i < samples.length; i++) {
+    b.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(samples[i] * 32768))), 44 + 2 * i);
+  }
+  return b;
+}
+
 export function readWav(path) {
   return parseWav(readFileSync(path));
 }
