@@ -120,7 +120,7 @@ function renderIndicator() {
     case "open": text.textContent = "connected"; break;
     case "connecting":
     case "authenticating":
-      text.textContent = attempt > 1 ? `${state}, attempt ${attempt}` : `${state}…`;
+      text.textContent = attempt > 0 ? `${state}, attempt ${attempt}` : `${state}…`;
       break;
     case "failed": text.textContent = `failed: ${reason ?? "unknown reason"}`; break;
     default: text.textContent = state;
@@ -155,6 +155,7 @@ function onTranscript(t) {
   } else {
     if (!t.text.trim()) return;
     line ??= box.appendChild(document.createElement("p"));
+    line.className = "interim";
   }
   line.textContent = t.text;
   box.scrollTop = box.scrollHeight;
@@ -231,7 +232,7 @@ async function start() {
       setRunning(false);
     }
   });
-  client.on("transcript", (t) => { demo.transcripts.push(t); onTranscript(t); if (t.isFinal) log("final", t.text); });
+  client.on("transcript", (t) => { demo.transcripts.push(t); onTranscript(t); if (t.isFinal && t.text.trim()) log("final", t.text); });
   client.on("dropped", (d) => { onDropped(d); log("dropped", d); });
   client.on("error", (e) => log("error", { code: e.code, message: e.message, fatal: e.fatal }));
   client.on("open", (o) => log("open", o));

@@ -278,6 +278,20 @@ test("the demo as `npm start` serves it: pocketsphinx transcripts, every provide
     await page.waitForSelector("#transcript p.final", { timeout: 20_000 });
     const color = await page.$eval("#transcript p.final", (p) => getComputedStyle(p).color);
     assert.equal(color, "rgb(26, 28, 32)");
+    // Interim results: one grey line at the end, replaced by each final.
+    const interim = await (await page.waitForFunction(() => {
+      const ps = [...document.querySelectorAll("#transcript p")];
+      const line = ps.find((p) => p.className === "interim");
+      return line && {
+        count: ps.filter((p) => p.className === "interim").length,
+        last: ps.at(-1) === line,
+        classes: ps.map((p) => p.className),
+        color: getComputedStyle(line).color,
+      };
+    }, null, { timeout: 15_000 })).jsonValue();
+    assert.ok(interim.last, JSON.stringify(interim.classes));
+    assert.equal(interim.count, 1, JSON.stringify(interim.classes));
+    assert.equal(interim.color, "rgb(107, 114, 128)");
     assert.match(await page.textContent("#indicator"), /connected/);
     assert.equal((await stopDemo(page)).code, 1000);
 
