@@ -25,6 +25,11 @@ pub struct Chunk {
     pub resend: bool,
     /// Waited for a connection: sending it is a replay.
     pub waited: bool,
+    /// Bytes sent on its socket up to and including this chunk (set when
+    /// sent): Deepgram confirms audio by time, i.e. by bytes of that socket.
+    pub wire_end: u64,
+    /// When it was last sent.
+    pub sent_at: Instant,
 }
 
 impl Chunk {
@@ -101,6 +106,9 @@ struct Evicted {
     end: u64,
     chunks: u32,
     reason: DropReason,
+    /// Of the run's last chunk: what confirms the whole run by wire bytes or time.
+    wire_end: u64,
+    sent_at: Instant,
 }
 
 /// The TTL- and byte-bounded queue.
@@ -137,12 +145,16 @@ impl AudioQueue {
             Some(e) if e.end == c.offset && e.reason == reason => {
                 e.end = c.end();
                 e.chunks += 1;
+                e.wire_end = c.wire_end;
+                e.sent_at = c.sent_at;
             }
             _ => self.evicted.push(Evicted {
                 start: c.offset,
                 end: c.end(),
                 chunks: 1,
                 reason,
+                wire_end: c.wire_end,
+                sent_at: c.sent_at,
             }),
         }
     }
@@ -287,6 +299,48 @@ impl AudioQueue {
         acked
     }
 
+    /// Confirms, in order, the sent chunks (and evicted runs) for which
+    /// `confirmed` holds: the implicit acknowledgements of protocols
+    /// without byte offsets (Deepgram results cover audio time, i.e. bytes
+    /// of the current socket; any Omi frame proves earlier sends arrived).
+    fn ack_while(&mut self, confirmed: impl Fn(u64, Instant) -> bool) -> Acked {
+        let mut acked = Acked::default();
+        while self
+            .unacked
+            .front()
+            .is_some_and(|c| confirmed(c.wire_end, c.sent_at))
+        {
+            let c = self.unacked.pop_front().expect("front exists");
+            self.unacked_bytes -= c.data.len();
+            acked.bytes += c.data.len() as u64;
+        }
+        let bytes = &mut acked.bytes;
+        self.evicted.retain(|e| {
+            let done = confirmed(e.wire_end, e.sent_at);
+            if done {
+                *bytes += e.end - e.start;
+            }
+            !done
+        });
+        acked
+    }
+
+    /// Confirms the chunks whose bytes on the current socket end at or
+    /// before `wire` (Deepgram: results up to that much audio).
+    pub fn ack_wire(&mut self, wire: u64) -> Acked {
+        self.ack_while(|end, _| end <= wire)
+    }
+
+    /// Confirms the chunks sent at or before `t`.
+    pub fn ack_sent_before(&mut self, t: Instant) -> Acked {
+        self.ack_while(|_, sent| sent <= t)
+    }
+
+    /// The server finished the stream normally: everything sent is confirmed.
+    pub fn ack_all(&mut self) -> Acked {
+        self.ack_while(|_, _| true)
+    }
+
     /// The connection was lost: unacknowledged chunks go back to the front
     /// of the queue to be resent (they count as queued again), and every
     /// chunk now waits for a connection. Returns what is no longer counted
@@ -383,6 +437,8 @@ mod tests {
             data: vec![0; 3200],
             resend: false,
             waited: false,
+            wire_end: 0,
+            sent_at: Instant::default(),
         }
     }
 

@@ -34,6 +34,9 @@ const REPLAY_BURST_MS: f64 = 1000.0;
 /// Omi has no finalize message: after the last audio, wait this long for
 /// trailing segments before closing.
 const LINGER_WITHOUT_FINALIZE: Duration = Duration::from_millis(1500);
+/// Omi confirms nothing explicitly: a frame from the server confirms audio
+/// sent at least this long before it arrived.
+const LIVENESS_CONFIRM_LAG_MS: u64 = 2_000;
 /// Close code for connections we judge dead (private range).
 pub const CLOSE_STALE: u16 = 4000;
 
@@ -54,6 +57,8 @@ struct Socket {
     watchdog: Option<Watchdog>,
     /// Sent `Offline` while this socket was open and heard nothing since.
     offline_unconfirmed: bool,
+    /// Audio bytes sent on this socket.
+    wire_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -325,6 +330,8 @@ impl Session {
             data,
             resend: false,
             waited: !self.is_ready(),
+            wire_end: 0,
+            sent_at: now,
         };
         self.next_seq += 1;
         self.next_offset += len;
@@ -426,6 +433,15 @@ impl Session {
 
     /// Bookkeeping common to every frame; false for stale sockets.
     fn on_frame(&mut self, now: Instant, id: SocketId) -> bool {
+        if self.current_mut(id).is_some() && self.proto.confirms_by_liveness() {
+            // A frame from the server proves the connection carried what we
+            // sent well before it (TCP delivers in order); only the last
+            // moments before it stay unconfirmed.
+            let before =
+                Instant::from_millis(now.as_millis().saturating_sub(LIVENESS_CONFIRM_LAG_MS));
+            let acked = self.queue.ack_sent_before(before);
+            self.count_acked(acked);
+        }
         let Some(sock) = self.current_mut(id) else {
             return false;
         };
@@ -483,20 +499,23 @@ impl Session {
                 let unsent = self.queue.settle_evicted(&mut self.drops);
                 self.uncount_sent(unsent);
             }
+            Parsed::Processed(secs) => {
+                // Deepgram timestamps count this socket's audio from zero.
+                let samples = (secs * f64::from(self.cfg.sample_rate)).round().max(0.0) as u64;
+                let acked = self.queue.ack_wire(samples * 2);
+                self.count_acked(acked);
+            }
             Parsed::Ack(offset) => {
                 if offset > self.acked_offset {
                     self.acked_offset = offset;
                     let acked = self.queue.ack(offset);
-                    self.stats.bytes_acked += acked.bytes;
-                    // Resends waiting in the queue that the server already
-                    // had: queued again at the rewind, now sent for good.
-                    self.stats.bytes_sent += acked.requeued_bytes;
-                    self.stats.chunks_sent += acked.requeued_chunks;
+                    self.count_acked(acked);
                 }
             }
             Parsed::Heartbeat => {}
             Parsed::Finished => {
                 if self.closing.is_some() {
+                    self.confirm_all();
                     self.close_socket(id, 1000, "finished");
                     self.finish(Some(1000), "finished".into());
                 }
@@ -525,7 +544,11 @@ impl Session {
         let finishing = self.closing.is_some_and(|c| c.finalize_sent);
         let described = describe_close(code, reason);
         match self.proto.classify_close(code, reason, finishing) {
-            CloseClass::Finished => self.finish(Some(code), non_empty(reason, "finished")),
+            CloseClass::Finished => {
+                // The server closed after our finalize: it has everything.
+                self.confirm_all();
+                self.finish(Some(code), non_empty(reason, "finished"));
+            }
             CloseClass::Fatal(err) => self.fail(
                 err,
                 format!("the server closed the connection: {described}"),
@@ -681,6 +704,7 @@ impl Session {
             phase: Phase::Connecting,
             watchdog: None,
             offline_unconfirmed: false,
+            wire_bytes: 0,
         });
         let protocols = self.proto.protocols(&self.cfg, self.token.as_deref());
         self.out.push_back(Output::Open {
@@ -713,6 +737,12 @@ impl Session {
         self.timers.clear(Timer::Pace);
         let unsent = self.queue.rewind();
         self.uncount_sent(unsent);
+        if !self.proto.acks() {
+            // No `started` offset will come to settle what the queue let go
+            // of unconfirmed: it is lost, and said so.
+            let lost = self.queue.settle_evicted(&mut self.drops);
+            self.uncount_sent(lost);
+        }
         // Every close counts, including closes after open: a server that
         // accepts and drops at once must not get a retry storm.
         self.failures = self.failures.saturating_add(1);
@@ -766,6 +796,12 @@ impl Session {
     fn close_deadline(&mut self) {
         let clean = self.queue.pending_len() == 0 && self.chunker.pending() == 0;
         let reason = if clean && self.closing.is_some_and(|c| c.finalize_sent) {
+            if self.proto.finalize().is_none() {
+                // The linger of a provider without a finalize message ended
+                // on a live socket: the close frame follows the audio in
+                // order, so the server has it all.
+                self.confirm_all();
+            }
             "closed"
         } else {
             "close timeout"
@@ -826,6 +862,20 @@ impl Session {
     fn uncount_sent(&mut self, unsent: super::queue::Unsent) {
         self.stats.bytes_sent -= unsent.bytes;
         self.stats.chunks_sent -= unsent.chunks;
+    }
+
+    /// A normal end of stream confirms everything that was sent.
+    fn confirm_all(&mut self) {
+        let acked = self.queue.ack_all();
+        self.count_acked(acked);
+    }
+
+    fn count_acked(&mut self, acked: super::queue::Acked) {
+        self.stats.bytes_acked += acked.bytes;
+        // Resends waiting in the queue that the server already had: queued
+        // again at the rewind, now sent for good.
+        self.stats.bytes_sent += acked.requeued_bytes;
+        self.stats.chunks_sent += acked.requeued_chunks;
     }
 
     /// Waiting resends the queue let go of count as sent again until the
@@ -898,7 +948,7 @@ impl Session {
                 self.timers.set(Timer::Pace, at);
                 break;
             }
-            let chunk = self.queue.pop_front().expect("front exists");
+            let mut chunk = self.queue.pop_front().expect("front exists");
             if chunk.offset != self.sent_offset {
                 if let Some(seek) = self.proto.seek(chunk.offset) {
                     self.send(id, seek);
@@ -913,14 +963,17 @@ impl Session {
             } else if chunk.waited {
                 self.stats.chunks_replayed += 1;
             }
-            if self.proto.acks() {
-                self.out
-                    .push_back(Output::Send(id, Frame::Binary(chunk.data.clone())));
-                self.queue.keep_unacked(chunk);
-            } else {
-                self.out
-                    .push_back(Output::Send(id, Frame::Binary(chunk.data)));
+            // Every provider keeps sent audio until the server confirms it
+            // (generic acks, Deepgram results, Omi liveness): audio in
+            // flight when a connection dies is resent, not lost silently.
+            if let Some(sock) = self.socket.as_mut() {
+                sock.wire_bytes += len;
+                chunk.wire_end = sock.wire_bytes;
             }
+            chunk.sent_at = now;
+            self.out
+                .push_back(Output::Send(id, Frame::Binary(chunk.data.clone())));
+            self.queue.keep_unacked(chunk);
             sent_audio = true;
         }
         if sent_audio {

@@ -1547,18 +1547,36 @@ impl Harness {
         self.server.received.clone()
     }
 
-    /// Panics unless the server's audio arrived in strictly increasing,
-    /// non-overlapping order (no duplicates, no reordering).
+    /// Panics unless the server's audio arrived in order: strictly
+    /// increasing and non-overlapping on each socket, and across sockets
+    /// going back only to resend what the dead socket's server had not
+    /// confirmed (at most the `Output`s sent after its last confirmation),
+    /// never further back than the first unconfirmed byte.
     pub fn assert_server_audio_in_order(&self) {
         let mut next = 0u64;
+        let mut socket = None;
         for r in &self.server.received {
+            if socket != Some(r.socket) && socket.is_some() {
+                // A new socket may start with a resend of unconfirmed audio:
+                // everything from there on must still be contiguous.
+                next = next.min(r.first);
+            }
+            socket = Some(r.socket);
             assert!(
                 r.first >= next,
-                "server got position {} after {next}: duplicate or reordered audio",
-                r.first
+                "server got position {} after {next} on {:?}: duplicate or reordered audio",
+                r.first,
+                r.socket
             );
             next = r.first + r.samples;
         }
+    }
+
+    /// Samples the server received more than once (resends of audio a dead
+    /// socket's server had not confirmed).
+    pub fn duplicate_samples_received(&self) -> u64 {
+        let total: u64 = self.server.received.iter().map(|r| r.samples).sum();
+        total - self.unique_samples_received()
     }
 
     /// Samples pushed by the microphone (or `push_audio`) so far.

@@ -12,7 +12,14 @@ pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
         Err(e) => return out.push(Parsed::Malformed(e.to_string())),
     };
     match v.str_field("type") {
-        Some("Results") => out.push(results(&v)),
+        Some("Results") => {
+            out.push(results(&v));
+            // Results cover the audio up to start + duration of this
+            // socket's stream: everything before it was received.
+            if let (Some(start), Some(duration)) = (v.num_field("start"), v.num_field("duration")) {
+                out.push(Parsed::Processed(start + duration));
+            }
+        }
         Some("Metadata" | "UtteranceEnd" | "SpeechStarted" | "Warning") => {
             out.push(Parsed::Message)
         }
@@ -74,8 +81,19 @@ mod tests {
     fn one(text: &str) -> Parsed {
         let mut out = Vec::new();
         parse(text, &mut out);
+        out.retain(|p| !matches!(p, Parsed::Processed(_)));
         assert_eq!(out.len(), 1);
         out.remove(0)
+    }
+
+    #[test]
+    fn results_confirm_the_audio_they_cover() {
+        let mut out = Vec::new();
+        parse(
+            r#"{"type":"Results","duration":1.5,"start":2.0,"is_final":false,"channel":{"alternatives":[{"transcript":""}]}}"#,
+            &mut out,
+        );
+        assert_eq!(out.last(), Some(&Parsed::Processed(3.5)));
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub(crate) enum Parsed {
     Ack(u64),
     /// Answer to `start`: the server's high-water mark for the stream (generic).
     Resumed(u64),
+    /// The server has processed this many seconds of the current socket's
+    /// audio (Deepgram results): an implicit acknowledgement.
+    Processed(f64),
     /// Proof of life with nothing to report (`ping`, `started`).
     Heartbeat,
     /// End of stream after our finalize (generic `finished`).
@@ -113,6 +116,12 @@ impl Protocol {
     /// Whether the server acknowledges byte offsets (resumable).
     pub(crate) fn acks(&self) -> bool {
         self.provider == Provider::Generic
+    }
+
+    /// Whether any frame from the server confirms audio sent well before
+    /// it: only for providers that give no finer confirmation (Omi).
+    pub(crate) fn confirms_by_liveness(&self) -> bool {
+        self.provider == Provider::Omi
     }
 
     /// The first frame after open, if any: Omi's auth, generic's start.
