@@ -26,3 +26,5 @@ step "TypeScript typings (tsc --noEmit over tests/types/usage.ts)"
 tsc -p tests/types
 step "browser tests"
 bash scripts/test-browsers.sh
+step "end-to-end: the demo in headless Chromium with a fake microphone"
+node --test tests/e2e/
