@@ -256,7 +256,9 @@ async function stop() {
   const client = demo.client;
   if (!client) return demo.lastSummary;
   $("stop").disabled = true;
-  client.stopMicrophone();
+  // Delivers the samples still in the worklet, then flushes the queue,
+  // finalizes and awaits the final transcripts.
+  await client.stopMicrophone();
   const summary = await client.close({ flush: true });
   renderStats();
   demo.client = null;

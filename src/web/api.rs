@@ -262,7 +262,23 @@ impl TranscriptionClient {
                             actions.push(Action::Settle(reject, e));
                         }
                     }
-                    let _ = d.input(Input::Close { flush, timeout }, actions);
+                    // A capture still starting is abandoned (it rejects).
+                    d.capture_starting = false;
+                    let stopping_mic = match d.capture.as_mut() {
+                        // Deliver what the microphone still holds before
+                        // the close starts; `capture::finish` feeds it then.
+                        Some(c) if flush => {
+                            c.stop(Rc::downgrade(&shared));
+                            true
+                        }
+                        _ => false,
+                    };
+                    if stopping_mic {
+                        d.close_after_mic.get_or_insert((flush, timeout));
+                    } else {
+                        d.capture = None;
+                        let _ = d.input(Input::Close { flush, timeout }, actions);
+                    }
                 }
             })
         }))
@@ -308,6 +324,18 @@ impl TranscriptionClient {
     #[wasm_bindgen(js_name = startMicrophone, skip_typescript)]
     pub fn start_microphone(&self, options: Option<JsValue>) -> Result<Promise, JsValue> {
         let o = capture::parse_options(&options.unwrap_or(JsValue::UNDEFINED))?;
+        let draining = self
+            .shared
+            .driver
+            .borrow()
+            .capture
+            .as_ref()
+            .is_some_and(|c| c.is_stopping());
+        if draining {
+            // A stop still waiting for the worklet's last batch (switching
+            // devices): finish it now, flushing the resampler's tail.
+            capture::finish(&self.shared);
+        }
         {
             let mut d = self.shared.driver.borrow_mut();
             let state = d.session.state();
@@ -337,29 +365,40 @@ impl TranscriptionClient {
         }))
     }
 
-    /// Stops the microphone (tracks stopped, AudioContext closed). The
-    /// audio captured so far stays queued and is sent. Harmless when not
-    /// capturing.
-    #[wasm_bindgen(js_name = stopMicrophone)]
-    pub fn stop_microphone(&self) {
-        self.shared.with_input(|d, actions| {
+    /// Stops the microphone: the tracks stop at once, the samples still in
+    /// the worklet and the resampler are delivered, then the AudioContext
+    /// closes. Resolves when that is done (at most ~0.5 s). The audio
+    /// captured so far stays queued and is sent. Harmless when not
+    /// capturing. `close({flush: true})` does this by itself.
+    #[wasm_bindgen(js_name = stopMicrophone, unchecked_return_type = "Promise<void>")]
+    pub fn stop_microphone(&self) -> Promise {
+        let weak = Rc::downgrade(&self.shared);
+        let shared = self.shared.clone();
+        Promise::new(&mut |resolve, _reject| {
+            let mut d = shared.driver.borrow_mut();
             d.capture_starting = false;
-            if d.capture.take().is_some() {
-                let mut pcm = std::mem::take(&mut d.pcm);
-                pcm.clear();
-                d.pipeline.flush(&mut pcm);
-                if !pcm.is_empty() {
-                    let _ = d.input(Input::Audio(&pcm), actions);
+            match d.capture.as_mut() {
+                Some(c) => {
+                    c.stop(weak.clone());
+                    d.mic_stopped.push(resolve);
                 }
-                d.pcm = pcm;
+                None => {
+                    drop(d);
+                    let _ = resolve.call0(&JsValue::NULL);
+                }
             }
-        });
+        })
     }
 
-    /// Whether the microphone is capturing.
+    /// Whether the microphone is capturing (false from `stopMicrophone()` on).
     #[wasm_bindgen(getter, js_name = capturing)]
     pub fn capturing(&self) -> bool {
-        self.shared.driver.borrow().capture.is_some()
+        self.shared
+            .driver
+            .borrow()
+            .capture
+            .as_ref()
+            .is_some_and(|c| !c.is_stopping())
     }
 
     /// Adds a listener; returns a function that removes it.

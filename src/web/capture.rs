@@ -35,9 +35,8 @@ class RtCapture extends AudioWorkletProcessor {
     this.port.onmessage = (e) => { if (e.data === "flush") this.flush(); };
   }
   flush() {
-    if (this.n === 0) return;
-    const out = this.buf.subarray(0, this.n).slice();
-    this.port.postMessage({ samples: out, sampleRate }, [out.buffer]);
+    const out = this.buf.slice(0, this.n);
+    this.port.postMessage({ samples: out, sampleRate, last: true }, [out.buffer]);
     this.n = 0;
   }
   process(inputs) {
@@ -65,6 +64,69 @@ pub(crate) struct Capture {
     source: MediaStreamAudioSourceNode,
     node: AudioWorkletNode,
     _listeners: Vec<Listener>,
+    /// Set by [`Capture::stop`]: waiting for the worklet's last batch,
+    /// with a fallback in case it never comes.
+    stopping: Option<super::owned::Timer>,
+}
+
+/// How long `stopMicrophone()` waits for the worklet's last batch before
+/// tearing down anyway (a suspended or closed AudioContext never answers).
+const STOP_GRACE_MS: u32 = 500;
+
+impl Capture {
+    /// Whether a stop is in progress.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.is_some()
+    }
+
+    /// Stops the input and asks the worklet for the samples it still holds
+    /// (up to 20 ms); the capture is torn down when they arrive (see
+    /// [`finish`]), or after a grace period.
+    pub(crate) fn stop(&mut self, shared: Weak<Shared>) {
+        if self.stopping.is_some() {
+            return;
+        }
+        stop_tracks(&self.stream);
+        if let Ok(port) = self.node.port() {
+            let _ = port.post_message(&JsValue::from_str("flush"));
+        }
+        self.stopping = Some(super::owned::Timer::new(STOP_GRACE_MS, move || {
+            if let Some(s) = shared.upgrade() {
+                finish(&s);
+            }
+        }));
+    }
+}
+
+/// Tears the capture down and flushes the resampler's tail into the
+/// session, so stopping loses nothing.
+pub(crate) fn finish(shared: &Rc<Shared>) {
+    shared.with_input(|d, actions| {
+        if d.capture.take().is_none() {
+            return;
+        }
+        let mut pcm = std::mem::take(&mut d.pcm);
+        pcm.clear();
+        d.pipeline.flush(&mut pcm);
+        if !pcm.is_empty() {
+            let _ = d.input(Input::Audio(&pcm), actions);
+        }
+        d.pcm = pcm;
+        for resolve in d.mic_stopped.drain(..) {
+            actions.push(Action::Settle(resolve, JsValue::UNDEFINED));
+        }
+        if let Some((flush, timeout)) = d.close_after_mic.take() {
+            let _ = d.input(Input::Close { flush, timeout }, actions);
+        }
+    });
+}
+
+fn stop_tracks(stream: &MediaStream) {
+    for t in stream.get_tracks().iter() {
+        if let Ok(t) = t.dyn_into::<MediaStreamTrack>() {
+            t.stop();
+        }
+    }
 }
 
 impl Drop for Capture {
@@ -73,11 +135,7 @@ impl Drop for Capture {
         let _ = self.node.port().map(|p| p.close());
         let _ = self.source.disconnect();
         let _ = self.node.disconnect();
-        for t in self.stream.get_tracks().iter() {
-            if let Ok(t) = t.dyn_into::<MediaStreamTrack>() {
-                t.stop();
-            }
-        }
+        stop_tracks(&self.stream);
         let _ = self.ctx.close();
     }
 }
@@ -224,13 +282,6 @@ pub(crate) async fn start(shared: Weak<Shared>, o: MicOptions) -> Result<(), JsV
             return Err(client_error(code, &message));
         }
     };
-    let stop_tracks = |stream: &MediaStream| {
-        for t in stream.get_tracks().iter() {
-            if let Ok(t) = t.dyn_into::<MediaStreamTrack>() {
-                t.stop();
-            }
-        }
-    };
     let ctx_opts = AudioContextOptions::new();
     if let Some(r) = o.context_rate {
         ctx_opts.set_sample_rate(r);
@@ -299,8 +350,15 @@ pub(crate) async fn start(shared: Weak<Shared>, o: MicOptions) -> Result<(), JsV
         else {
             return;
         };
+        let last = Reflect::get(&data, &"last".into())
+            .ok()
+            .and_then(|l| l.as_bool())
+            == Some(true);
         if let Some(shared) = s.upgrade() {
             push_block(&shared, &samples.to_vec(), rate as u32);
+            if last {
+                finish(&shared);
+            }
         }
     }));
     port.start();
@@ -309,12 +367,27 @@ pub(crate) async fn start(shared: Weak<Shared>, o: MicOptions) -> Result<(), JsV
         let track: &web_sys::EventTarget = t.unchecked_ref();
         listeners.push(Listener::new(track, "ended", move |_| {
             if let Some(shared) = s.upgrade() {
-                let actions = {
+                let ours = {
                     let mut d = shared.driver.borrow_mut();
-                    d.capture = None;
-                    vec![mic_error("mic-ended", "the microphone was disconnected or stopped; call startMicrophone() to capture again", false)]
+                    match d.capture.as_mut() {
+                        // Our own stopMicrophone() ended the track.
+                        Some(c) if c.is_stopping() => true,
+                        // Unplugged or revoked: deliver what the worklet
+                        // holds, then tear down.
+                        Some(c) => {
+                            c.stop(Rc::downgrade(&shared));
+                            false
+                        }
+                        None => true,
+                    }
                 };
-                shared.perform(actions);
+                if !ours {
+                    shared.perform(vec![mic_error(
+                        "mic-ended",
+                        "the microphone was disconnected or stopped; call startMicrophone() to capture again",
+                        false,
+                    )]);
+                }
             }
         }));
     }
@@ -343,6 +416,7 @@ pub(crate) async fn start(shared: Weak<Shared>, o: MicOptions) -> Result<(), JsV
         source,
         node,
         _listeners: listeners,
+        stopping: None,
     };
     let Some(shared) = shared.upgrade() else {
         return Err(client_error("closed", "the client was freed"));

@@ -77,6 +77,10 @@ pub(crate) struct Driver {
     pub(crate) capture: Option<super::capture::Capture>,
     /// `startMicrophone()` is in progress (cleared by `stopMicrophone()` to cancel it).
     pub(crate) capture_starting: bool,
+    /// `stopMicrophone()` promises, resolved when the capture is torn down.
+    pub(crate) mic_stopped: Vec<Function>,
+    /// A `close()` waiting for the microphone's last samples: (flush, timeout).
+    pub(crate) close_after_mic: Option<(bool, Option<std::time::Duration>)>,
 }
 
 impl Shared {
@@ -98,6 +102,8 @@ impl Shared {
                 later: Vec::new(),
                 capture: None,
                 capture_starting: false,
+                mic_stopped: Vec::new(),
+                close_after_mic: None,
             }),
             listeners: Map::new(),
             get_token,
@@ -432,6 +438,10 @@ impl Driver {
                 self.wake.arm(None, super::now(), &self.weak);
                 self.capture = None;
                 self.capture_starting = false;
+                self.close_after_mic = None;
+                for resolve in self.mic_stopped.drain(..) {
+                    actions.push(Action::Settle(resolve, JsValue::UNDEFINED));
+                }
                 if let Some((_, s)) = self.socket.take() {
                     s.close(1000, "closed");
                 }

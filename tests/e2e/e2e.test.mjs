@@ -241,7 +241,18 @@ test("microphone misuse from the page rejects with a code and never hangs", { ti
 
       // Bad options throw synchronously, naming the option.
       try { a.startMicrophone({ sampleRate: 16000 }); out.badOption = "no throw"; } catch (e) { out.badOption = `${e.name}: ${e.message}`; }
-      a.stopMicrophone(); // harmless when not capturing
+      out.stopIdle = await settle(a.stopMicrophone()); // harmless when not capturing
+
+      // close({flush:true}) while capturing, without stopMicrophone(): the
+      // samples still in the worklet are delivered first, nothing dropped.
+      const c = new TranscriptionClient({ url });
+      const cDropped = [];
+      c.on("dropped", (d) => cDropped.push(d));
+      await c.connect();
+      await c.startMicrophone();
+      await sleep(1000);
+      const cSummary = await Promise.race([c.close({ flush: true }), sleep(8000).then(() => "timeout")]);
+      out.closeWhileCapturing = { summary: cSummary, dropped: cDropped, capturing: c.capturing };
       return out;
     }), 30_000, "misuse scenario in the page");
 
@@ -258,6 +269,13 @@ test("microphone misuse from the page rejects with a code and never hangs", { ti
     assert.ok(r.droppedOnClose.some((d) => d.reason === "closed" && d.audioMs > 0),
       `queued audio must be reported when closing without flush: ${JSON.stringify(r.droppedOnClose)}`);
     assert.equal(r.capturingAfterClose, false);
+    assert.deepEqual(r.stopIdle, { ok: true });
+    const cw = r.closeWhileCapturing;
+    assert.notEqual(cw.summary, "timeout", "close() while capturing hung");
+    assert.equal(cw.summary.code, 1000, JSON.stringify(cw.summary));
+    assert.deepEqual(cw.dropped, [], "close({flush:true}) while capturing must lose nothing");
+    assert.equal(cw.summary.stats.bytesSent, cw.summary.stats.bytesPushed, JSON.stringify(cw.summary.stats));
+    assert.equal(cw.capturing, false);
     assert.equal(r.afterClose.code, "closed", JSON.stringify(r.afterClose));
     assert.equal(r.afterCloseFresh.code, "closed", JSON.stringify(r.afterCloseFresh));
     assert.match(r.badOption, /^TypeError: .*unknown option `sampleRate`/);

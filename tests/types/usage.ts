@@ -44,7 +44,7 @@ export async function demo(): Promise<void> {
   // @ts-expect-error: plain arrays are not audio
   client.sendAudio([1, 2, 3]);
   await client.startMicrophone({ echoCancellation: true });
-  client.stopMicrophone();
+  await client.stopMicrophone();
   const capturing: boolean = client.capturing;
   const summary: CloseSummary = await client.close({ flush: true, timeoutMs: 5000 });
   console.log(summary.reason, capturing, client.stats().bytesDropped, client.state);
