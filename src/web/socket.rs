@@ -35,7 +35,14 @@ impl Socket {
                 .collect();
             WebSocket::new_with_str_sequence(url, &list)
         }
-        .map_err(|e| super::js::describe(&e))?;
+        .map_err(|e| {
+            // Only the error's name: browsers put the URL (which may carry
+            // a token in its query) into the message.
+            js_sys::Reflect::get(&e, &"name".into())
+                .ok()
+                .and_then(|n| n.as_string())
+                .unwrap_or_else(|| "Error".into())
+        })?;
         ws.set_binary_type(BinaryType::Arraybuffer);
         let target: &web_sys::EventTarget = ws.as_ref();
         let feed = move |shared: &Weak<Shared>, incoming: Incoming| {
