@@ -141,15 +141,7 @@ async fn handle(stream: TcpStream, upstream: &str, auth: Option<&str>) -> Result
     // callback trait; this closure never fails.
     #[allow(clippy::result_large_err)]
     let callback = move |req: &Request, mut res: Response| {
-        let protocols: Vec<String> = req
-            .headers()
-            .get_all("sec-websocket-protocol")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|p| p.trim().to_string())
-            .filter(|p| !p.is_empty())
-            .collect();
+        let protocols = crate::util::offered_protocols(req.headers());
         // Browsers fail a handshake whose offered subprotocols get no
         // answer, and the upstream's choice is not known yet: select the
         // first offered one (`token` for Deepgram-style auth).
