@@ -352,12 +352,21 @@ pub fn validate_url(url: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// A URL safe to print: the query string (which may hold a token) is cut.
+/// A URL safe to print: credentials (`user:pass@`), the query string and
+/// the fragment (either may hold a token) are cut.
 pub fn redact_url(url: &str) -> String {
-    match url.split_once('?') {
-        Some((base, _)) => format!("{base}?…"),
-        None => url.to_string(),
-    }
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    let (head, tail) = rest.split_at(end);
+    let authority_end = head.find('/').unwrap_or(head.len());
+    let (authority, path) = head.split_at(authority_end);
+    let host = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("…@{host}"),
+        None => authority.to_string(),
+    };
+    let cut = if tail.is_empty() { "" } else { "…" };
+    let sep = if scheme.is_empty() { "" } else { "://" };
+    format!("{scheme}{sep}{host}{path}{cut}")
 }
 
 #[cfg(test)]
@@ -440,6 +449,17 @@ mod tests {
         let e = Provider::parse("azure").unwrap_err();
         assert_eq!(e.field, "provider");
         assert!(e.to_string().contains("azure"));
+    }
+
+    #[test]
+    fn redacted_urls_keep_no_credentials_query_or_fragment() {
+        assert_eq!(redact_url("wss://u:pw@h:1/p?token=x#y"), "wss://…@h:1/p…");
+        assert_eq!(
+            redact_url("wss://h/listen#access_token=SECRET"),
+            "wss://h/listen…"
+        );
+        assert_eq!(redact_url("ws://h/p"), "ws://h/p");
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 
     #[test]

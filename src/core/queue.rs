@@ -123,11 +123,16 @@ pub struct AudioQueue {
     evicted: Vec<Evicted>,
     ttl: Duration,
     max_bytes: usize,
+    /// The server reports what it holds when a connection starts (generic
+    /// `started`): evicted resends can wait for that verdict. Otherwise no
+    /// verdict will ever come for them.
+    resumable: bool,
 }
 
 impl AudioQueue {
-    /// An empty queue.
-    pub fn new(ttl: Duration, max_bytes: usize) -> AudioQueue {
+    /// An empty queue. `resumable`: the protocol's server reports, on each
+    /// new connection, the offset it holds (see [`AudioQueue::settle_evicted`]).
+    pub fn new(ttl: Duration, max_bytes: usize, resumable: bool) -> AudioQueue {
         AudioQueue {
             pending: VecDeque::new(),
             unacked: VecDeque::new(),
@@ -136,6 +141,7 @@ impl AudioQueue {
             evicted: Vec::new(),
             ttl,
             max_bytes,
+            resumable,
         }
     }
 
@@ -203,11 +209,15 @@ impl AudioQueue {
         recount: &mut Unsent,
     ) {
         self.pending_bytes -= c.data.len();
-        if c.resend {
+        if c.resend && self.resumable {
+            // The next server's `started` offset may still show it has
+            // this: count it as sent until that verdict.
             recount.bytes += c.data.len() as u64;
             recount.chunks += 1;
             self.note_evicted(&c, reason);
         } else {
+            // Its old socket's confirmations (wire bytes, send time) mean
+            // nothing on the next socket: without a verdict it is lost.
             drops.add(reason, c.data.len() as u64);
         }
     }
@@ -444,7 +454,7 @@ mod tests {
 
     #[test]
     fn chunks_older_than_ttl_are_reported_dropped() {
-        let mut q = AudioQueue::new(Duration::from_secs(30), 1 << 20);
+        let mut q = AudioQueue::new(Duration::from_secs(30), 1 << 20, true);
         let mut d = DropTally::default();
         for i in 0..10 {
             let _ = q.push(chunk(i, i * 100), &mut d);
@@ -457,7 +467,7 @@ mod tests {
 
     #[test]
     fn capacity_drops_oldest_and_memory_stays_bounded() {
-        let mut q = AudioQueue::new(Duration::from_secs(30), 10 * 3200);
+        let mut q = AudioQueue::new(Duration::from_secs(30), 10 * 3200, true);
         let mut d = DropTally::default();
         for i in 0..25 {
             let _ = q.push(chunk(i, 0), &mut d);
@@ -469,7 +479,7 @@ mod tests {
 
     #[test]
     fn unacked_chunks_are_resent_in_order_after_rewind_and_forgotten_when_acked() {
-        let mut q = AudioQueue::new(Duration::from_secs(30), 1 << 20);
+        let mut q = AudioQueue::new(Duration::from_secs(30), 1 << 20, true);
         let mut d = DropTally::default();
         for i in 0..4 {
             let _ = q.push(chunk(i, 0), &mut d);
@@ -499,7 +509,7 @@ mod tests {
         // Generic protocol: chunks sent but never acknowledged, pushed out of
         // the queue by newer audio, then the connection dies. They must be
         // reported dropped, not forgotten as "sent".
-        let mut q = AudioQueue::new(Duration::from_secs(30), 4 * 3200);
+        let mut q = AudioQueue::new(Duration::from_secs(30), 4 * 3200, true);
         let mut d = DropTally::default();
         for i in 0..4 {
             let _ = q.push(chunk(i, 0), &mut d);

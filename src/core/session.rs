@@ -173,7 +173,11 @@ impl Session {
             next_socket: 1,
             timers: TimerTable::default(),
             backoff: Backoff::new(cfg.reconnect.clone(), rng.next_u64()),
-            queue: AudioQueue::new(cfg.ttl, cfg.max_bytes),
+            queue: AudioQueue::new(
+                cfg.ttl,
+                cfg.max_bytes,
+                cfg.provider == super::config::Provider::Generic,
+            ),
             chunker: Chunker::new(cfg.chunk_samples()),
             next_seq: 0,
             next_offset: 0,
@@ -545,8 +549,12 @@ impl Session {
         let described = describe_close(code, reason);
         match self.proto.classify_close(code, reason, finishing) {
             CloseClass::Finished => {
-                // The server closed after our finalize: it has everything.
-                self.confirm_all();
+                // A normal close after our finalize: the server has it all.
+                // Any other close (1006 after CloseStream) confirms nothing,
+                // and `finish` reports what stayed unconfirmed.
+                if code == 1000 {
+                    self.confirm_all();
+                }
                 self.finish(Some(code), non_empty(reason, "finished"));
             }
             CloseClass::Fatal(err) => self.fail(
@@ -743,6 +751,13 @@ impl Session {
             let lost = self.queue.settle_evicted(&mut self.drops);
             self.uncount_sent(lost);
         }
+        if let Some(closing) = self.closing.as_mut() {
+            // A flushing close lost its socket after the finalize went out:
+            // the next socket must resend the unconfirmed audio and finalize
+            // again, within the user's deadline (not the linger's).
+            closing.finalize_sent = false;
+            self.timers.set(Timer::CloseDeadline, closing.deadline);
+        }
         // Every close counts, including closes after open: a server that
         // accepts and drops at once must not get a retry storm.
         self.failures = self.failures.saturating_add(1);
@@ -780,13 +795,16 @@ impl Session {
     }
 
     fn check_liveness(&mut self, now: Instant) {
+        // After finalize no keepalive timer runs, so a long close timeout is
+        // not a sign of a suspended page.
+        let timers_run = !self.closing.is_some_and(|c| c.finalize_sent);
         let Some(sock) = self.socket.as_mut() else {
             return;
         };
         let Some(w) = sock.watchdog.as_mut() else {
             return;
         };
-        if let Some(stale) = w.check(now) {
+        if let Some(stale) = w.check(now, timers_run) {
             let id = sock.id;
             self.close_socket(id, CLOSE_STALE, "stale");
             self.connection_lost(now, stale.describe(), false);
@@ -994,8 +1012,9 @@ impl Session {
         match self.proto.finalize() {
             Some(frame) => self.send(id, frame),
             None => {
+                // The user's deadline stays in `closing.deadline`, in case
+                // the socket dies during the linger and a new one is needed.
                 let until = closing.deadline.min(now + LINGER_WITHOUT_FINALIZE);
-                closing.deadline = until;
                 self.timers.set(Timer::CloseDeadline, until);
             }
         }

@@ -116,12 +116,14 @@ impl Watchdog {
     }
 
     /// Checks every deadline against `now`; call on every input.
-    pub fn check(&mut self, now: Instant) -> Option<Stale> {
+    /// `timers_run`: the caller keeps a timer armed at least every keepalive
+    /// interval, so a long gap between calls means the page was suspended.
+    pub fn check(&mut self, now: Instant, timers_run: bool) -> Option<Stale> {
         let gap = now.saturating_duration_since(self.last_seen);
         self.last_seen = now;
         // Timers fire at least every keepalive interval while open, so a gap
         // this long means the page did not run: sleep or a frozen tab.
-        if gap >= self.stale_after {
+        if timers_run && gap >= self.stale_after {
             return Some(Stale::Suspended(gap));
         }
         let silent_since = match self.expectation {
@@ -201,16 +203,16 @@ mod tests {
         let mut w = dog(Expectation::AnswersAudio);
         // Idle with keepalives: the server owes us nothing.
         for s in (0..100).step_by(4) {
-            assert_eq!(w.check(t(s * 1000)), None);
+            assert_eq!(w.check(t(s * 1000), true), None);
             w.on_other_sent(t(s * 1000));
         }
         w.on_audio_sent(t(100_000));
         for s in 100..125 {
             w.on_audio_sent(t(s * 1000));
-            assert_eq!(w.check(t(s * 1000)), None, "at {s} s");
+            assert_eq!(w.check(t(s * 1000), true), None, "at {s} s");
         }
         assert_eq!(w.next_deadline(), t(124_000 + 5_000).min(t(125_000)));
-        assert!(matches!(w.check(t(125_000)), Some(Stale::Silent(_))));
+        assert!(matches!(w.check(t(125_000), true), Some(Stale::Silent(_))));
     }
 
     #[test]
@@ -218,21 +220,21 @@ mod tests {
         let mut w = dog(Expectation::Heartbeat);
         for s in 0..10 {
             w.on_other_sent(t(s * 2400));
-            assert_eq!(w.check(t(s * 2400)), None);
+            assert_eq!(w.check(t(s * 2400), true), None);
         }
         w.on_rx(t(24_000));
-        assert_eq!(w.check(t(24_000)), None);
-        assert_eq!(w.check(t(36_000)), None);
-        assert_eq!(w.check(t(48_000)), None);
-        assert!(matches!(w.check(t(49_000)), Some(Stale::Silent(_))));
+        assert_eq!(w.check(t(24_000), true), None);
+        assert_eq!(w.check(t(36_000), true), None);
+        assert_eq!(w.check(t(48_000), true), None);
+        assert!(matches!(w.check(t(49_000), true), Some(Stale::Silent(_))));
     }
 
     #[test]
     fn laptop_sleep_is_detected_on_first_event_after_wake() {
         let mut w = dog(Expectation::AnswersAudio);
-        assert_eq!(w.check(t(1_000)), None);
+        assert_eq!(w.check(t(1_000), true), None);
         assert!(matches!(
-            w.check(t(1_000 + 40 * 60_000)),
+            w.check(t(1_000 + 40 * 60_000), true),
             Some(Stale::Suspended(_))
         ));
     }
@@ -243,11 +245,11 @@ mod tests {
         w.on_buffered(t(1_000), 3_200);
         w.on_rx(t(2_000));
         w.on_buffered(t(5_000), 6_400);
-        assert_eq!(w.check(t(5_000)), None);
+        assert_eq!(w.check(t(5_000), true), None);
         w.on_buffered(t(8_000), 4_000); // draining: window restarts
         w.on_rx(t(9_000));
-        assert_eq!(w.check(t(17_000)), None);
+        assert_eq!(w.check(t(17_000), true), None);
         w.on_rx(t(17_500));
-        assert!(matches!(w.check(t(18_000)), Some(Stale::Stalled(_))));
+        assert!(matches!(w.check(t(18_000), true), Some(Stale::Stalled(_))));
     }
 }

@@ -482,6 +482,10 @@ impl Drop for Driver {
         for resolve in self.pending.close.drain(..) {
             let _ = resolve.call1(&JsValue::NULL, &summary);
         }
+        // The capture (and its grace timer) drops with the driver.
+        for resolve in self.mic_stopped.drain(..) {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
     }
 }
 
