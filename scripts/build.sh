@@ -13,7 +13,7 @@ fi
 targets=${BUILD_TARGETS:-"web bundler"}
 for t in $targets; do
   out=pkg; [ "$t" = web ] || out=pkg-$t
-  wasm-pack build --release --target "$t" --out-dir "$out" --out-name resilient_transcriber --no-pack . >/dev/null 2>build-$t.log || { cat build-$t.log >&2; exit 1; }
+  wasm-pack build --release --target "$t" --out-dir "$out" --out-name resilient_transcriber . >/dev/null 2>build-$t.log || { cat build-$t.log >&2; exit 1; }
   rm -f build-$t.log
 done
 wasm=$(stat -c %s pkg/resilient_transcriber_bg.wasm)
