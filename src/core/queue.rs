@@ -425,14 +425,6 @@ impl AudioQueue {
     pub fn pending_bytes(&self) -> usize {
         self.pending_bytes
     }
-
-    /// Offset of the oldest unacknowledged byte, if any is held.
-    pub fn first_unacked_offset(&self) -> Option<u64> {
-        self.unacked
-            .front()
-            .or(self.pending.front().filter(|c| c.resend))
-            .map(|c| c.offset)
-    }
 }
 
 #[cfg(test)]
