@@ -142,7 +142,6 @@ pub struct Session {
     closing: Option<Closing>,
     pacer: Pacer,
     stream_id: String,
-    scratch_pcm: Vec<u8>,
     scratch_parsed: Vec<Parsed>,
 }
 
@@ -196,7 +195,6 @@ impl Session {
                 last: Instant::default(),
             },
             stream_id,
-            scratch_pcm: Vec::new(),
             scratch_parsed: Vec::new(),
             cfg,
         })
@@ -315,17 +313,16 @@ impl Session {
             }
             return;
         }
+        // Full chunks, straight to little-endian bytes (the chunker's
+        // callback cannot borrow the queue).
         let mut full = Vec::new();
-        self.chunker.push(samples, |c| full.push(c.to_vec()));
-        for pcm in full {
-            self.enqueue(now, &pcm);
+        self.chunker.push(samples, |c| full.push(le_bytes(c)));
+        for data in full {
+            self.enqueue(now, data);
         }
     }
 
-    fn enqueue(&mut self, now: Instant, pcm: &[i16]) {
-        self.scratch_pcm.clear();
-        pcm16_to_le_bytes(pcm, &mut self.scratch_pcm);
-        let data = self.scratch_pcm.clone();
+    fn enqueue(&mut self, now: Instant, data: Vec<u8>) {
         let len = data.len() as u64;
         let chunk = Chunk {
             seq: self.next_seq,
@@ -661,7 +658,7 @@ impl Session {
             _ if !flush => self.close_now("client closed"),
             _ => {
                 if let Some(partial) = self.chunker.take_partial() {
-                    self.enqueue(now, &partial);
+                    self.enqueue(now, le_bytes(&partial));
                 }
                 let deadline = now + timeout.unwrap_or(self.cfg.close_timeout);
                 self.closing = Some(Closing {
@@ -1114,6 +1111,12 @@ impl Session {
     fn is_ready(&self) -> bool {
         self.ready_id().is_some()
     }
+}
+
+fn le_bytes(pcm: &[i16]) -> Vec<u8> {
+    let mut data = Vec::with_capacity(pcm.len() * 2);
+    pcm16_to_le_bytes(pcm, &mut data);
+    data
 }
 
 fn describe_close(code: u16, reason: &str) -> String {
