@@ -439,6 +439,8 @@ impl Driver {
                 self.capture = None;
                 self.capture_starting = false;
                 self.close_after_mic = None;
+                // A closed client needs no page lifecycle events either.
+                self._lifecycle = None;
                 for resolve in self.mic_stopped.drain(..) {
                     actions.push(Action::Settle(resolve, JsValue::UNDEFINED));
                 }
