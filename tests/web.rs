@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Array, Function, Int16Array, Object, Promise, Reflect};
-use resilient_transcriber::web::api::TranscriptionClient;
+use resilient_transcriber::web::api::{TranscriptionClient, EVENT_TYPES};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -100,16 +100,8 @@ struct Log(Rc<RefCell<Vec<(String, JsValue)>>>);
 
 impl Log {
     fn attach(&self, client: &TranscriptionClient) {
-        for kind in [
-            "state",
-            "open",
-            "transcript",
-            "message",
-            "dropped",
-            "error",
-            "close",
-            "reconnecting",
-        ] {
+        // Every event type the API accepts, from the API itself.
+        for kind in EVENT_TYPES {
             let log = self.0.clone();
             let f = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
                 log.borrow_mut().push((kind.to_string(), e))
