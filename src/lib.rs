@@ -21,7 +21,7 @@
 //!         Output::Open { url, protocols, .. } => open_socket(&url, &protocols),
 //!         Output::Send(_id, _frame) => { /* socket.send(frame) */ }
 //!         Output::Close { .. } => { /* socket.close(code, reason) */ }
-//!         Output::RequestToken => { /* call getToken, then Input::Token */ }
+//!         Output::RequestToken(_req) => { /* call getToken, then Input::Token(_req, ..) */ }
 //!         Output::Event(_e) => { /* tell the user */ }
 //!         Output::Timeout(_at) => break, // arm one timer for `_at`
 //!         _ => {}

@@ -42,7 +42,21 @@ fn close_flushes_then_finalizes_then_closes_1000() {
             h.pushed_samples(),
             "{provider:?}"
         );
-        assert!(h.dropped().is_empty(), "{provider:?}: {:?}", h.dropped());
+        if provider == Provider::Omi {
+            // Omi has no finalize: the last partial second got no segment
+            // before the linger ended. It reached the server, but no final
+            // covers it, so it is reported `unconfirmed`, never assumed
+            // delivered (before: confirmed by guess).
+            assert_eq!(
+                h.dropped_bytes(DropReason::Unconfirmed),
+                1_000,
+                "{:?}",
+                h.dropped()
+            );
+            assert_eq!(h.stats().bytes_dropped, 1_000);
+        } else {
+            assert!(h.dropped().is_empty(), "{provider:?}: {:?}", h.dropped());
+        }
         let sock = h.opens.last().unwrap().1;
         let frames: Vec<&Sent> = h
             .sent
@@ -156,7 +170,8 @@ fn close_never_hangs_past_timeout() {
     assert_eq!(h.state(), State::Closed);
     let (closed_at, _, reason) = h.closed().unwrap();
     assert_eq!(closed_at, t(11_000), "{reason}");
-    assert_eq!(h.dropped_bytes(DropReason::Closed), unsent + unconfirmed);
+    assert_eq!(h.dropped_bytes(DropReason::Closed), unsent);
+    assert_eq!(h.dropped_bytes(DropReason::Unconfirmed), unconfirmed);
 
     // 3. Closing during an outage: one last attempt, refused, then the
     // deadline: the backlog is reported, the session does not hang on.
@@ -172,7 +187,12 @@ fn close_never_hangs_past_timeout() {
     h.drive_bounded(1_000);
     assert_eq!(h.state(), State::Closed);
     assert_eq!(h.closed().unwrap().0, t(25_000));
-    assert_eq!(h.dropped_bytes(DropReason::Closed), unsent);
+    // Never sent: `closed`; sent on the dead socket and waiting to be
+    // resent: `unconfirmed`.
+    assert_eq!(
+        h.dropped_bytes(DropReason::Closed) + h.dropped_bytes(DropReason::Unconfirmed),
+        unsent
+    );
     assert!(
         h.opens.iter().any(|o| o.0 == t(20_000)),
         "one more try at close"

@@ -69,7 +69,7 @@ fn invalid_configuration_is_rejected_naming_field_and_value() {
         ),
         (
             Provider::Deepgram,
-            |c| c.keepalive_interval = Duration::ZERO,
+            |c| c.keepalive = Some(Duration::ZERO),
             "keepalive.intervalMs",
             "0",
         ),
@@ -86,10 +86,15 @@ fn invalid_configuration_is_rejected_naming_field_and_value() {
             "0",
         ),
         (
+            // Both set by the user, and they cannot work together: the
+            // error names both.
             Provider::Deepgram,
-            |c| c.stale_after = Duration::from_millis(4_000),
-            "watchdog.staleAfterMs",
-            "4000",
+            |c| {
+                c.keepalive = Some(Duration::from_millis(5_000));
+                c.stale_after = Duration::from_millis(4_000);
+            },
+            "keepalive.intervalMs",
+            "watchdog.staleAfterMs (4000)",
         ),
         (
             Provider::Deepgram,
@@ -180,7 +185,7 @@ fn invalid_configuration_is_rejected_naming_field_and_value() {
         (Provider::Deepgram, |c| c.url = String::new(), "url", "\"\""),
         (
             Provider::Deepgram,
-            |c| c.token = Some(String::new()),
+            |c| c.token = Some("".into()),
             "token",
             "\"\"",
         ),

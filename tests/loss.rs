@@ -140,8 +140,10 @@ fn chunks_older_than_ttl_are_reported_dropped() {
 
 /// A long outage with a small buffer: memory stays within
 /// `buffer.maxBytes` at every step (the harness checks), the oldest audio
-/// makes room and is reported as a `capacity` drop, and for the resumable
-/// protocol the server's gaps are exactly the reported drops.
+/// makes room and is reported as a `capacity` drop, and every byte the
+/// server lacks is reported. The report may exceed the loss only by the
+/// audio still unconfirmed when the connection died (the server may have
+/// had it; only an `ack` or a final could have said so).
 #[test]
 fn queue_memory_stays_within_max_bytes() {
     for provider in [Provider::Deepgram, Provider::Generic] {
@@ -158,6 +160,7 @@ fn queue_memory_stays_within_max_bytes() {
             h.run_for(secs(10));
             assert!(h.session.queued_bytes() <= 32_000);
             h.fault(Fault::ResumeAcking);
+            h.run_for(secs(2));
         }
         h.fault(Fault::Down(secs(60)));
         h.run_until_pred(secs(200), "reconnected", |h| h.ready_events().len() == 2);
@@ -171,14 +174,21 @@ fn queue_memory_stays_within_max_bytes() {
             h.stats().bytes_dropped,
             "{provider:?}: only capacity drops"
         );
-        let missing = h.pushed_samples() - h.unique_samples_received();
-        assert_eq!(
-            cap,
-            missing * 2,
-            "{provider:?}: reported loss == actual loss"
+        let missing = (h.pushed_samples() - h.unique_samples_received()) * 2;
+        assert!(
+            cap >= missing,
+            "{provider:?}: {missing} lost, {cap} reported"
+        );
+        assert!(
+            cap - missing <= 32_000,
+            "{provider:?}: over-reported by {} bytes, more than one result interval",
+            cap - missing
         );
         if provider == Provider::Generic {
-            assert_eq!(h.server.gap_bytes, cap, "the server saw the gaps as seeks");
+            assert_eq!(
+                h.server.gap_bytes, missing,
+                "the server saw the gaps as seeks"
+            );
             let stored = h.server.stream(h.session.stream_id());
             let want = pcm_bytes(0, h.pushed_samples());
             assert_eq!(stored.len(), want.len());
@@ -306,9 +316,13 @@ fn unconfirmed_audio_lost_in_a_blackhole_is_reported_not_silent() {
         "most of the outage is lost: {reported}"
     );
     let missing = (h.pushed_samples() - h.unique_samples_received()) * 2;
-    assert_eq!(
-        reported, missing,
-        "every byte the server lacks is reported, and nothing else"
+    assert!(reported >= missing, "{missing} lost, {reported} reported");
+    // Only audio unconfirmed when the connection died can be over-reported
+    // (the server may have had it), here the second before the blackhole.
+    assert!(
+        reported - missing <= 32_000,
+        "over-reported by {}",
+        reported - missing
     );
     let s = h.stats();
     assert_eq!(

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use resilient_transcriber::core::{
-    Config, Event, Frame, Input, Instant, Output, Provider, Session, SocketId, State,
+    Config, Event, Frame, Input, Instant, Output, Provider, Session, SocketId, State, TokenRequest,
 };
 
 const CLOSE_CODES: [u16; 12] = [
@@ -173,7 +173,7 @@ struct Driver {
     dropped_event_bytes: u64,
     terminal: Option<State>,
     closed_seen: bool,
-    token_requested: bool,
+    token_requested: Option<TokenRequest>,
     max_bytes: usize,
     log: Vec<String>,
 }
@@ -211,7 +211,7 @@ impl Driver {
             dropped_event_bytes: 0,
             terminal: None,
             closed_seen: false,
-            token_requested: false,
+            token_requested: None,
             max_bytes,
             log: Vec::new(),
         }
@@ -272,7 +272,7 @@ impl Driver {
                         self.resent_bytes += n * 2;
                     }
                 }
-                Output::RequestToken => self.token_requested = true,
+                Output::RequestToken(req) => self.token_requested = Some(req),
                 Output::Send(..) | Output::Close { .. } => {}
                 Output::Event(e) => {
                     if let Event::State(sc) = &e {
@@ -449,11 +449,13 @@ impl Driver {
                 } else {
                     Err("no".into())
                 };
-                self.token_requested = false;
-                self.feed(Input::Token(t))?;
+                // Answer the request in flight, or (a late answer) an
+                // older id, which the session must ignore.
+                let req = self.token_requested.take().unwrap_or(TokenRequest(0));
+                self.feed(Input::Token(req, t))?;
             }
             Op::Establish => {
-                if self.token_requested {
+                if self.token_requested.is_some() {
                     self.apply(&Op::Token(true))?;
                 }
                 let id = self.which(0);

@@ -6,6 +6,10 @@
 use std::time::Duration;
 
 use super::error::ConfigError;
+use super::io::Credential;
+
+/// The keepalive interval when neither it nor a short stale threshold is set.
+const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(5);
 
 /// Which backend wire protocol the session speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,8 +89,8 @@ pub struct Config {
     pub url: String,
     /// Extra WebSocket subprotocols (`protocols`).
     pub protocols: Vec<String>,
-    /// A static token (`token`); a token from `getToken` replaces it.
-    pub token: Option<String>,
+    /// A static credential (`token`); one from `getToken` replaces it.
+    pub token: Option<Credential>,
     /// Whether the caller supplies a fresh token before every attempt
     /// (`getToken`): the session then emits [`Output::RequestToken`](super::Output::RequestToken).
     pub token_callback: bool,
@@ -98,8 +102,10 @@ pub struct Config {
     pub chunk_ms: u32,
     /// Reconnection policy (`reconnect`).
     pub reconnect: ReconnectConfig,
-    /// Send the provider's keepalive after this long without audio (`keepalive.intervalMs`, default 5 s).
-    pub keepalive_interval: Duration,
+    /// Send the provider's keepalive after this long without audio
+    /// (`keepalive.intervalMs`). `None`: derived from the stale threshold,
+    /// see [`Config::keepalive_interval`].
+    pub keepalive: Option<Duration>,
     /// Stale when no frame arrived for this long while the server is
     /// expected to speak (`watchdog.staleAfterMs`, default 25 s).
     pub stale_after: Duration,
@@ -133,7 +139,7 @@ impl Config {
             sample_rate: 16_000,
             chunk_ms: 100,
             reconnect: ReconnectConfig::default(),
-            keepalive_interval: Duration::from_secs(5),
+            keepalive: None,
             stale_after: Duration::from_secs(25),
             stall_after: Duration::from_secs(10),
             ttl: Duration::from_secs(30),
@@ -143,6 +149,16 @@ impl Config {
             close_timeout: Duration::from_secs(5),
             seed: 0x5EED,
         }
+    }
+
+    /// The keepalive interval in force: `keepalive.intervalMs` when given,
+    /// else `min(5 s, watchdog.staleAfterMs / 3)`, so a user who shortens
+    /// the stale threshold gets keepalives that keep up with it.
+    pub fn keepalive_interval(&self) -> Duration {
+        let third = Duration::from_millis((self.stale_after.as_millis() / 3) as u64);
+        self.keepalive
+            .unwrap_or_else(|| DEFAULT_KEEPALIVE.min(third))
+            .max(Duration::from_millis(1))
     }
 
     /// Bytes of one full chunk of PCM16 mono at the target rate.
@@ -173,7 +189,7 @@ impl Config {
             }
         }
         if let Some(t) = &self.token {
-            if t.is_empty() {
+            if t.token.is_empty() {
                 return Err(ConfigError::new("token", "\"\"", "a non-empty string"));
             }
         }
@@ -222,16 +238,21 @@ impl Config {
             ));
         }
         positive("reconnect.resetAfterMs", r.reset_after)?;
-        positive("keepalive.intervalMs", self.keepalive_interval)?;
+        if let Some(k) = self.keepalive {
+            positive("keepalive.intervalMs", k)?;
+        }
         positive("watchdog.staleAfterMs", self.stale_after)?;
         positive("watchdog.stallAfterMs", self.stall_after)?;
-        if self.stale_after <= self.keepalive_interval {
+        if let Some(k) = self.keepalive.filter(|k| *k >= self.stale_after) {
+            // Both were set by the user (the derived interval always fits):
+            // a server that answers only keepalives would look dead before
+            // the next keepalive went out.
             return Err(ConfigError::new(
-                "watchdog.staleAfterMs",
-                self.stale_after.as_millis(),
+                "keepalive.intervalMs",
+                k.as_millis(),
                 format!(
-                    "> keepalive.intervalMs ({})",
-                    self.keepalive_interval.as_millis()
+                    "< watchdog.staleAfterMs ({}): lower keepalive.intervalMs or raise watchdog.staleAfterMs",
+                    self.stale_after.as_millis()
                 ),
             ));
         }
@@ -425,14 +446,17 @@ mod tests {
             (|c| c.ttl = Duration::ZERO, "buffer.ttlMs", "0"),
             (|c| c.max_bytes = 100, "buffer.maxBytes", "100"),
             (
-                |c| c.keepalive_interval = Duration::ZERO,
+                |c| c.keepalive = Some(Duration::ZERO),
                 "keepalive.intervalMs",
                 "0",
             ),
             (
-                |c| c.stale_after = Duration::from_secs(1),
-                "watchdog.staleAfterMs",
-                "1000",
+                |c| {
+                    c.keepalive = Some(Duration::from_secs(5));
+                    c.stale_after = Duration::from_secs(1);
+                },
+                "keepalive.intervalMs",
+                "watchdog.staleAfterMs (1000)",
             ),
             (|c| c.sample_rate = 1, "sampleRate", "1"),
             (|c| c.chunk_ms = 0, "chunkMs", "0"),

@@ -15,6 +15,11 @@ pub enum State {
     Authenticating,
     /// The session is ready; audio flows.
     Open,
+    /// The browser reports no network: the connection is kept, but audio
+    /// waits in the queue (bounded as always) instead of being written into
+    /// a socket that cannot carry it; it flows again once the connection
+    /// proves alive after `online`, or on a new one.
+    Offline,
     /// The connection was lost; the next attempt is scheduled.
     Reconnecting,
     /// `close` was called; flushing, finalizing, waiting for final results.
@@ -33,6 +38,7 @@ impl State {
             State::Connecting => "connecting",
             State::Authenticating => "authenticating",
             State::Open => "open",
+            State::Offline => "offline",
             State::Reconnecting => "reconnecting",
             State::Closing => "closing",
             State::Closed => "closed",
@@ -58,6 +64,13 @@ pub enum DropReason {
     Closed,
     /// A fatal error stopped the client before it was sent.
     Failed,
+    /// Sent, but the session ended before the server confirmed it (an
+    /// acknowledgement, or a final transcript covering it): it may have
+    /// reached the server, but no transcript the user sees covers it.
+    Unconfirmed,
+    /// Captured in a format that cannot be converted to the stream's
+    /// (an unsupported capture sample rate).
+    Format,
 }
 
 impl DropReason {
@@ -68,6 +81,8 @@ impl DropReason {
             DropReason::Capacity => "capacity",
             DropReason::Closed => "closed",
             DropReason::Failed => "failed",
+            DropReason::Unconfirmed => "unconfirmed",
+            DropReason::Format => "format",
         }
     }
 }
@@ -119,7 +134,9 @@ pub struct Transcript {
     pub is_final: bool,
     /// Deepgram `speech_final`: the speaker paused; the utterance ended.
     pub speech_final: bool,
-    /// Start of the span in seconds from the start of the stream.
+    /// Start of the span in seconds of stream time: from the first sample
+    /// the caller pushed, continuous across reconnects (a provider whose
+    /// clock restarts on every connection is mapped back onto it).
     pub start: f64,
     /// End of the span in seconds.
     pub end: f64,
@@ -127,6 +144,20 @@ pub struct Transcript {
     pub speaker: Option<String>,
     /// Audio channel index.
     pub channel: u32,
+    /// Word timings, where the provider gives them (Deepgram), in the same
+    /// stream time as `start`/`end`.
+    pub words: Vec<Word>,
+}
+
+/// One word of a transcript.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Word {
+    /// The word as shown (punctuated where the provider punctuates).
+    pub word: String,
+    /// Start in seconds of stream time.
+    pub start: f64,
+    /// End in seconds of stream time.
+    pub end: f64,
 }
 
 /// A state transition.
@@ -248,4 +279,13 @@ pub struct Stats {
     pub transcripts: u64,
     /// Last sampled `bufferedAmount` of the socket.
     pub buffered_amount: u64,
+    /// Generic protocol: the high-water mark the server reported in its
+    /// last `started` (informational; only `ack`s confirm).
+    pub server_offset: Option<u64>,
+    /// Connections replaced because they did not prove alive after a
+    /// freeze, a sleep or an offline spell.
+    pub probes_failed: u64,
+    /// Final transcripts (or parts of them) not emitted because an earlier
+    /// connection's finals already covered that stretch of the stream.
+    pub duplicate_finals_suppressed: u64,
 }

@@ -5,6 +5,7 @@
 
 pub mod audio;
 mod backoff;
+mod clock;
 mod config;
 mod error;
 mod event;
@@ -19,11 +20,14 @@ mod timer;
 mod watchdog;
 
 pub use backoff::Backoff;
+pub use clock::{Clock, SLEEP_THRESHOLD};
 pub(crate) use config::num;
 pub use config::{redact_url, validate_url, Config, Provider, ReconnectConfig};
 pub use error::{ConfigError, UsageError};
-pub use event::{DropReason, Dropped, ErrorCode, Event, State, StateChange, Stats, Transcript};
-pub use io::{Frame, Input, Output, SocketId};
+pub use event::{
+    DropReason, Dropped, ErrorCode, Event, State, StateChange, Stats, Transcript, Word,
+};
+pub use io::{Credential, Frame, Input, Output, SocketId, TokenRequest, TokenScheme};
 pub use queue::{AudioQueue, Chunk, DropTally};
 pub use rng::Rng;
 pub use session::{Session, CLOSE_STALE};

@@ -26,10 +26,8 @@ pub struct Chunk {
     /// Waited for a connection: sending it is a replay.
     pub waited: bool,
     /// Bytes sent on its socket up to and including this chunk (set when
-    /// sent): Deepgram confirms audio by time, i.e. by bytes of that socket.
+    /// sent): Deepgram and Omi confirm audio by time, i.e. by bytes of that socket.
     pub wire_end: u64,
-    /// When it was last sent.
-    pub sent_at: Instant,
 }
 
 impl Chunk {
@@ -106,9 +104,8 @@ struct Evicted {
     end: u64,
     chunks: u32,
     reason: DropReason,
-    /// Of the run's last chunk: what confirms the whole run by wire bytes or time.
+    /// Of the run's last chunk: what confirms the whole run by wire bytes.
     wire_end: u64,
-    sent_at: Instant,
 }
 
 /// The TTL- and byte-bounded queue.
@@ -123,16 +120,11 @@ pub struct AudioQueue {
     evicted: Vec<Evicted>,
     ttl: Duration,
     max_bytes: usize,
-    /// The server reports what it holds when a connection starts (generic
-    /// `started`): evicted resends can wait for that verdict. Otherwise no
-    /// verdict will ever come for them.
-    resumable: bool,
 }
 
 impl AudioQueue {
-    /// An empty queue. `resumable`: the protocol's server reports, on each
-    /// new connection, the offset it holds (see [`AudioQueue::settle_evicted`]).
-    pub fn new(ttl: Duration, max_bytes: usize, resumable: bool) -> AudioQueue {
+    /// An empty queue bounded by `ttl` and `max_bytes`.
+    pub fn new(ttl: Duration, max_bytes: usize) -> AudioQueue {
         AudioQueue {
             pending: VecDeque::new(),
             unacked: VecDeque::new(),
@@ -141,7 +133,6 @@ impl AudioQueue {
             evicted: Vec::new(),
             ttl,
             max_bytes,
-            resumable,
         }
     }
 
@@ -152,7 +143,6 @@ impl AudioQueue {
                 e.end = c.end();
                 e.chunks += 1;
                 e.wire_end = c.wire_end;
-                e.sent_at = c.sent_at;
             }
             _ => self.evicted.push(Evicted {
                 start: c.offset,
@@ -160,7 +150,6 @@ impl AudioQueue {
                 chunks: 1,
                 reason,
                 wire_end: c.wire_end,
-                sent_at: c.sent_at,
             }),
         }
     }
@@ -178,59 +167,37 @@ impl AudioQueue {
     /// before unsent ones (they already reached the wire once; they are
     /// reported only if the connection dies before the server confirms
     /// them), then the oldest unsent chunks, each tallied as a `capacity` drop.
-    ///
-    /// Returns the waiting resends it let go of: they were sent once, so
-    /// they count as sent (not dropped) until the next connection's server
-    /// says whether it has them.
-    #[must_use = "evicted resends must be counted as sent again"]
-    pub fn push(&mut self, chunk: Chunk, drops: &mut DropTally) -> Unsent {
+    pub fn push(&mut self, chunk: Chunk, drops: &mut DropTally) {
         let need = chunk.data.len();
-        let mut recount = Unsent::default();
         while self.bytes() + need > self.max_bytes {
             if let Some(old) = self.unacked.pop_front() {
                 self.unacked_bytes -= old.data.len();
                 self.note_evicted(&old, DropReason::Capacity);
             } else if let Some(old) = self.pending.pop_front() {
-                self.evict_pending(old, DropReason::Capacity, drops, &mut recount);
+                self.evict_pending(old, DropReason::Capacity, drops);
             } else {
                 break;
             }
         }
         self.pending_bytes += need;
         self.pending.push_back(chunk);
-        recount
     }
 
-    fn evict_pending(
-        &mut self,
-        c: Chunk,
-        reason: DropReason,
-        drops: &mut DropTally,
-        recount: &mut Unsent,
-    ) {
+    /// A chunk that will never be sent (again). A waiting resend is lost
+    /// too: its old socket's confirmations (wire bytes) mean nothing on
+    /// the next socket, and a server's `started` offset is no promise that
+    /// it stored what it reports (docs/protocol.md), so it is reported.
+    fn evict_pending(&mut self, c: Chunk, reason: DropReason, drops: &mut DropTally) {
         self.pending_bytes -= c.data.len();
-        if c.resend && self.resumable {
-            // The next server's `started` offset may still show it has
-            // this: count it as sent until that verdict.
-            recount.bytes += c.data.len() as u64;
-            recount.chunks += 1;
-            self.note_evicted(&c, reason);
-        } else {
-            // Its old socket's confirmations (wire bytes, send time) mean
-            // nothing on the next socket: without a verdict it is lost.
-            drops.add(reason, c.data.len() as u64);
-        }
+        drops.add(reason, c.data.len() as u64);
     }
 
     /// Drops chunks captured `ttl` or more before `now`: unsent ones are
     /// tallied as `ttl` drops; unacknowledged ones are let go of and
     /// reported only if the connection dies before the server confirms them.
-    /// Returns the waiting resends it let go of, as [`push`](AudioQueue::push) does.
-    #[must_use = "evicted resends must be counted as sent again"]
-    pub fn expire(&mut self, now: Instant, drops: &mut DropTally) -> Unsent {
+    pub fn expire(&mut self, now: Instant, drops: &mut DropTally) {
         let ttl = self.ttl;
         let old = |c: &Chunk| now.saturating_duration_since(c.captured) >= ttl;
-        let mut recount = Unsent::default();
         while self.unacked.front().is_some_and(old) {
             let c = self.unacked.pop_front().expect("front exists");
             self.unacked_bytes -= c.data.len();
@@ -238,9 +205,8 @@ impl AudioQueue {
         }
         while self.pending.front().is_some_and(old) {
             let c = self.pending.pop_front().expect("front exists");
-            self.evict_pending(c, DropReason::Ttl, drops, &mut recount);
+            self.evict_pending(c, DropReason::Ttl, drops);
         }
-        recount
     }
 
     /// When the oldest chunk expires, if there is one.
@@ -309,24 +275,20 @@ impl AudioQueue {
         acked
     }
 
-    /// Confirms, in order, the sent chunks (and evicted runs) for which
-    /// `confirmed` holds: the implicit acknowledgements of protocols
-    /// without byte offsets (Deepgram results cover audio time, i.e. bytes
-    /// of the current socket; any Omi frame proves earlier sends arrived).
-    fn ack_while(&mut self, confirmed: impl Fn(u64, Instant) -> bool) -> Acked {
+    /// Confirms, in order, the sent chunks (and evicted runs) whose bytes
+    /// on the current socket end at or before `wire`: the implicit
+    /// acknowledgement of protocols without byte offsets (a Deepgram final
+    /// result or an Omi segment covers audio time, i.e. bytes of this socket).
+    pub fn ack_wire(&mut self, wire: u64) -> Acked {
         let mut acked = Acked::default();
-        while self
-            .unacked
-            .front()
-            .is_some_and(|c| confirmed(c.wire_end, c.sent_at))
-        {
+        while self.unacked.front().is_some_and(|c| c.wire_end <= wire) {
             let c = self.unacked.pop_front().expect("front exists");
             self.unacked_bytes -= c.data.len();
             acked.bytes += c.data.len() as u64;
         }
         let bytes = &mut acked.bytes;
         self.evicted.retain(|e| {
-            let done = confirmed(e.wire_end, e.sent_at);
+            let done = e.wire_end <= wire;
             if done {
                 *bytes += e.end - e.start;
             }
@@ -335,31 +297,20 @@ impl AudioQueue {
         acked
     }
 
-    /// Confirms the chunks whose bytes on the current socket end at or
-    /// before `wire` (Deepgram: results up to that much audio).
-    pub fn ack_wire(&mut self, wire: u64) -> Acked {
-        self.ack_while(|end, _| end <= wire)
-    }
-
-    /// Confirms the chunks sent at or before `t`.
-    pub fn ack_sent_before(&mut self, t: Instant) -> Acked {
-        self.ack_while(|_, sent| sent <= t)
-    }
-
     /// The server finished the stream normally: everything sent is confirmed.
     pub fn ack_all(&mut self) -> Acked {
-        self.ack_while(|_, _| true)
+        self.ack_wire(u64::MAX)
     }
 
     /// The connection was lost: unacknowledged chunks go back to the front
     /// of the queue to be resent (they count as queued again), and every
-    /// chunk now waits for a connection. Returns what is no longer counted
-    /// as sent. Evicted unconfirmed runs wait for [`settle_evicted`]: the
-    /// next connection's `started` offset may still confirm them.
-    ///
-    /// [`settle_evicted`]: AudioQueue::settle_evicted
-    pub fn rewind(&mut self) -> Unsent {
+    /// chunk now waits for a connection. Sent chunks the queue had to let
+    /// go of before the server confirmed them can be neither resent nor
+    /// confirmed any more: they are reported in `drops`. Returns what is
+    /// no longer counted as sent.
+    pub fn rewind(&mut self, drops: &mut DropTally) -> Unsent {
         let mut unsent = Unsent::default();
+        self.report_evicted(drops, &mut unsent);
         while let Some(mut c) = self.unacked.pop_back() {
             self.unacked_bytes -= c.data.len();
             unsent.bytes += c.data.len() as u64;
@@ -374,31 +325,35 @@ impl AudioQueue {
         unsent
     }
 
-    /// The server told us what it holds (after an `ack` for its high-water
-    /// mark): evicted runs it did not confirm are lost. Reports them.
-    pub fn settle_evicted(&mut self, drops: &mut DropTally) -> Unsent {
-        let mut unsent = Unsent::default();
-        self.report_evicted(drops, &mut unsent);
-        unsent
-    }
-
-    /// Removes everything; unsent chunks, and sent ones the server never
-    /// confirmed, are tallied under `reason`. Returns what is no longer
-    /// counted as sent.
+    /// Removes everything. Chunks never sent are tallied under `reason`;
+    /// chunks sent but never confirmed (waiting for a confirmation or for a
+    /// resend) under [`DropReason::Unconfirmed`]: they may have reached the
+    /// server, but no acknowledgement or final transcript says so. Returns
+    /// what is no longer counted as sent.
     pub fn drain_all(&mut self, reason: DropReason, drops: &mut DropTally) -> Unsent {
         let mut unsent = Unsent::default();
         self.report_evicted(drops, &mut unsent);
         for c in self.unacked.drain(..) {
-            drops.add(reason, c.data.len() as u64);
+            drops.add(DropReason::Unconfirmed, c.data.len() as u64);
             unsent.bytes += c.data.len() as u64;
             unsent.chunks += 1;
         }
         for c in self.pending.drain(..) {
-            drops.add(reason, c.data.len() as u64);
+            let r = if c.resend {
+                DropReason::Unconfirmed
+            } else {
+                reason
+            };
+            drops.add(r, c.data.len() as u64);
         }
         self.pending_bytes = 0;
         self.unacked_bytes = 0;
         unsent
+    }
+
+    /// Nothing waits to be sent or confirmed.
+    pub fn all_confirmed(&self) -> bool {
+        self.pending.is_empty() && self.unacked.is_empty() && self.evicted.is_empty()
     }
 
     /// Bytes held (unsent plus unacknowledged): never above `max_bytes`.
@@ -440,18 +395,17 @@ mod tests {
             resend: false,
             waited: false,
             wire_end: 0,
-            sent_at: Instant::default(),
         }
     }
 
     #[test]
     fn chunks_older_than_ttl_are_reported_dropped() {
-        let mut q = AudioQueue::new(Duration::from_secs(30), 1 << 20, true);
+        let mut q = AudioQueue::new(Duration::from_secs(30), 1 << 20);
         let mut d = DropTally::default();
         for i in 0..10 {
-            let _ = q.push(chunk(i, i * 100), &mut d);
+            q.push(chunk(i, i * 100), &mut d);
         }
-        let _ = q.expire(Instant::from_millis(30_450), &mut d);
+        q.expire(Instant::from_millis(30_450), &mut d);
         assert_eq!(d.take(), vec![(DropReason::Ttl, 5, 16_000)]);
         assert_eq!(q.front().unwrap().seq, 5);
         assert_eq!(q.next_expiry(), Some(Instant::from_millis(30_500)));
@@ -459,10 +413,10 @@ mod tests {
 
     #[test]
     fn capacity_drops_oldest_and_memory_stays_bounded() {
-        let mut q = AudioQueue::new(Duration::from_secs(30), 10 * 3200, true);
+        let mut q = AudioQueue::new(Duration::from_secs(30), 10 * 3200);
         let mut d = DropTally::default();
         for i in 0..25 {
-            let _ = q.push(chunk(i, 0), &mut d);
+            q.push(chunk(i, 0), &mut d);
             assert!(q.bytes() <= 10 * 3200);
         }
         assert_eq!(d.take(), vec![(DropReason::Capacity, 15, 15 * 3200)]);
@@ -471,17 +425,17 @@ mod tests {
 
     #[test]
     fn unacked_chunks_are_resent_in_order_after_rewind_and_forgotten_when_acked() {
-        let mut q = AudioQueue::new(Duration::from_secs(30), 1 << 20, true);
+        let mut q = AudioQueue::new(Duration::from_secs(30), 1 << 20);
         let mut d = DropTally::default();
         for i in 0..4 {
-            let _ = q.push(chunk(i, 0), &mut d);
+            q.push(chunk(i, 0), &mut d);
         }
         for _ in 0..3 {
             let c = q.pop_front().unwrap();
             q.keep_unacked(c);
         }
         assert_eq!(q.ack(3200).bytes, 3200);
-        let unsent = q.rewind();
+        let unsent = q.rewind(&mut d);
         assert_eq!(
             unsent,
             Unsent {
@@ -501,15 +455,15 @@ mod tests {
         // Generic protocol: chunks sent but never acknowledged, pushed out of
         // the queue by newer audio, then the connection dies. They must be
         // reported dropped, not forgotten as "sent".
-        let mut q = AudioQueue::new(Duration::from_secs(30), 4 * 3200, true);
+        let mut q = AudioQueue::new(Duration::from_secs(30), 4 * 3200);
         let mut d = DropTally::default();
         for i in 0..4 {
-            let _ = q.push(chunk(i, 0), &mut d);
+            q.push(chunk(i, 0), &mut d);
             let c = q.pop_front().unwrap();
             q.keep_unacked(c);
         }
         for i in 4..7 {
-            let _ = q.push(chunk(i, 0), &mut d);
+            q.push(chunk(i, 0), &mut d);
         }
         assert!(
             d.is_empty(),
@@ -520,28 +474,16 @@ mod tests {
             3200,
             "evicted chunk 0 is confirmed by its range"
         );
-        // Chunk 3 is still held: back to the queue for a resend.
+        // The connection dies: chunk 3 is still held, back to the queue
+        // for a resend; chunks 1 and 2 are gone and were never confirmed.
         assert_eq!(
-            q.rewind(),
+            q.rewind(&mut d),
             Unsent {
-                bytes: 3200,
-                chunks: 1
+                bytes: 3 * 3200,
+                chunks: 3
             }
         );
-        assert!(
-            d.is_empty(),
-            "the next connection may still confirm 1 and 2"
-        );
-        // The next connection's server holds bytes below 6400 (chunk 1).
-        q.ack(6400);
-        assert_eq!(
-            q.settle_evicted(&mut d),
-            Unsent {
-                bytes: 3200,
-                chunks: 1
-            }
-        );
-        assert_eq!(d.take(), vec![(DropReason::Capacity, 1, 3200)]);
+        assert_eq!(d.take(), vec![(DropReason::Capacity, 2, 6400)]);
         let order: Vec<u64> = std::iter::from_fn(|| q.pop_front())
             .map(|c| c.seq)
             .collect();

@@ -14,13 +14,13 @@ use super::config::{is_token, Config};
 use super::error::ConfigError;
 use super::error::UsageError;
 use super::event::{DropReason, Dropped, ErrorCode, Event, State, StateChange, Stats};
-use super::io::{Frame, Input, Output, SocketId};
+use super::io::{Credential, Frame, Input, Output, SocketId, TokenRequest};
 use super::protocol::{CloseClass, Parsed, Protocol};
 use super::queue::{AudioQueue, Chunk, DropTally};
 use super::rng::Rng;
 use super::time::Instant;
 use super::timer::{Timer, TimerTable};
-use super::watchdog::Watchdog;
+use super::watchdog::{Stale, Watchdog};
 
 /// Above this many bytes in the socket's send buffer, audio stays in our
 /// queue (where it is bounded, counted and replayable) instead of piling up
@@ -31,14 +31,31 @@ const BACKPRESSURE_POLL: Duration = Duration::from_millis(250);
 /// Audio that may be sent at once when a connection becomes ready, before
 /// pacing at `replayRate` takes over.
 const REPLAY_BURST_MS: f64 = 1000.0;
-/// Omi has no finalize message: after the last audio, wait this long for
-/// trailing segments before closing.
+/// Omi has no finalize message: after the last audio, wait at most this
+/// long for the segments that confirm it before closing (what stays
+/// unconfirmed is reported, never assumed delivered).
 const LINGER_WITHOUT_FINALIZE: Duration = Duration::from_millis(1500);
-/// Omi confirms nothing explicitly: a frame from the server confirms audio
-/// sent at least this long before it arrived.
-const LIVENESS_CONFIRM_LAG_MS: u64 = 2_000;
 /// Close code for connections we judge dead (private range).
 pub const CLOSE_STALE: u16 = 4000;
+/// How long a connection that may not have survived a freeze, a sleep or
+/// an offline spell has to prove it is alive before it is replaced: one
+/// ack or result interval of the servers we speak to, with room to spare.
+/// A dead one is replaced, and its unconfirmed tail resent, within this
+/// plus one handshake of the resume.
+const PROOF_OF_LIFE: Duration = Duration::from_secs(2);
+
+/// A ready connection whose liveness is in doubt.
+#[derive(Debug, Clone, Copy)]
+struct Probation {
+    /// Audio bytes sent on the socket when the doubt began: a result or
+    /// an ack covering audio beyond them proves the server reads what we
+    /// send now (frames it sent before it died may still arrive).
+    wire_mark: u64,
+    /// Stream offset sent when the doubt began (generic acks).
+    offset_mark: u64,
+    /// Why, for the state event if it is replaced.
+    reason: &'static str,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -55,10 +72,58 @@ struct Socket {
     id: SocketId,
     phase: Phase,
     watchdog: Option<Watchdog>,
-    /// Sent `Offline` while this socket was open and heard nothing since.
-    offline_unconfirmed: bool,
+    /// Liveness in doubt since a freeze, a sleep or an offline spell.
+    probation: Option<Probation>,
     /// Audio bytes sent on this socket.
     wire_bytes: u64,
+    /// Bytes of every frame handed to the caller for this socket (audio,
+    /// keepalives, control): what `bufferedAmount` is measured against.
+    handed: u64,
+    /// Where this socket's audio sits in the stream: `(wire, offset)` pairs,
+    /// one per contiguous run, so the socket's own clock (Deepgram and Omi
+    /// count from zero on every socket) maps back to stream time.
+    runs: Vec<(u64, u64)>,
+    /// Stream offset just past the last audio byte sent on this socket.
+    run_end: u64,
+}
+
+impl Socket {
+    fn new(id: SocketId) -> Socket {
+        Socket {
+            id,
+            phase: Phase::Connecting,
+            watchdog: None,
+            probation: None,
+            wire_bytes: 0,
+            handed: 0,
+            runs: Vec::new(),
+            run_end: 0,
+        }
+    }
+
+    /// Records that `len` audio bytes at stream `offset` go out now.
+    fn note_audio(&mut self, offset: u64, len: u64) -> u64 {
+        if self.runs.is_empty() || offset != self.run_end {
+            self.runs.push((self.wire_bytes, offset));
+        }
+        self.run_end = offset + len;
+        self.wire_bytes += len;
+        self.wire_bytes
+    }
+
+    /// The stream byte position of this socket's audio byte `wire`.
+    fn stream_pos(&self, wire: f64) -> f64 {
+        let run = self
+            .runs
+            .iter()
+            .rev()
+            .find(|(w, _)| (*w as f64) <= wire)
+            .or(self.runs.first());
+        match run {
+            Some(&(w, off)) => off as f64 + (wire - w as f64),
+            None => wire,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -137,10 +202,20 @@ pub struct Session {
     out: VecDeque<Output>,
     now: Instant,
     stats: Stats,
-    token: Option<String>,
-    awaiting_token: bool,
+    token: Option<Credential>,
+    /// The token request in flight, if any; answers to others are stale.
+    awaiting_token: Option<TokenRequest>,
+    next_token_request: u64,
     closing: Option<Closing>,
     pacer: Pacer,
+    /// The browser reports no network: audio waits in the queue.
+    offline: bool,
+    /// A `freeze` (or `pagehide`) was seen and no resume yet.
+    frozen: bool,
+    /// Stream seconds up to which final transcripts were emitted, per
+    /// channel: a later connection's finals for that stretch (resent audio
+    /// the old server had after all) are not shown twice.
+    finalized: Vec<f64>,
     stream_id: String,
     scratch_parsed: Vec<Parsed>,
 }
@@ -172,11 +247,7 @@ impl Session {
             next_socket: 1,
             timers: TimerTable::default(),
             backoff: Backoff::new(cfg.reconnect.clone(), rng.next_u64()),
-            queue: AudioQueue::new(
-                cfg.ttl,
-                cfg.max_bytes,
-                cfg.provider == super::config::Provider::Generic,
-            ),
+            queue: AudioQueue::new(cfg.ttl, cfg.max_bytes),
             chunker: Chunker::new(cfg.chunk_samples()),
             next_seq: 0,
             next_offset: 0,
@@ -187,13 +258,17 @@ impl Session {
             now: Instant::default(),
             stats: Stats::default(),
             token: cfg.token.clone(),
-            awaiting_token: false,
+            awaiting_token: None,
+            next_token_request: 1,
             closing: None,
             pacer: Pacer {
                 rate: cfg.replay_rate,
                 credit_ms: REPLAY_BURST_MS,
                 last: Instant::default(),
             },
+            offline: false,
+            frozen: false,
+            finalized: Vec::new(),
             stream_id,
             scratch_parsed: Vec::new(),
             cfg,
@@ -236,9 +311,19 @@ impl Session {
     /// last and says when to call back with [`Input::Timeout`].
     #[must_use = "outputs are the session's effects: each must be carried out"]
     pub fn poll_output(&mut self) -> Output {
-        self.out
-            .pop_front()
-            .unwrap_or(Output::Timeout(self.timers.next()))
+        let Some(o) = self.out.pop_front() else {
+            // A deadline that passed while the page did not run (a freeze)
+            // is due now, not in the past: the caller wakes at once.
+            return Output::Timeout(self.timers.next().map(|t| t.max(self.now)));
+        };
+        if let Output::Send(id, frame) = &o {
+            // What the caller hands to the socket from here on: the
+            // baseline `bufferedAmount` samples are compared against.
+            if let Some(sock) = self.current_mut(*id) {
+                sock.handed += frame.len() as u64;
+            }
+        }
+        o
     }
 
     /// Feeds one input that happened at `now`. A `now` earlier than a
@@ -249,8 +334,19 @@ impl Session {
     pub fn handle_input(&mut self, now: Instant, input: Input<'_>) -> Result<(), UsageError> {
         let now = now.max(self.now);
         self.now = now;
-        // Liveness first, against wall-clock now, on EVERY input: the first
-        // event after a sleep must see the sleep before anything else.
+        if let Input::BufferedAmount(id, bytes) = input {
+            // A fresh sample must be seen before liveness is judged: a
+            // stale one would make a drained buffer look stuck.
+            if let Some(sock) = self.current_mut(id) {
+                let handed = sock.handed;
+                if let Some(w) = sock.watchdog.as_mut() {
+                    w.on_buffered(now, bytes, handed);
+                    self.stats.buffered_amount = bytes;
+                }
+            }
+        }
+        // Liveness first, against `now`, on EVERY input: the first event
+        // after a frozen tab must see the freeze before anything else.
         self.check_liveness(now);
         match input {
             Input::Connect => self.handle_connect(now)?,
@@ -263,20 +359,23 @@ impl Session {
                 // Browsers follow an error with a close event, which decides;
                 // if none comes, the connect timeout or the watchdog does.
             }
-            Input::BufferedAmount(id, bytes) => {
-                if let Some(w) = self.current_mut(id).and_then(|s| s.watchdog.as_mut()) {
-                    w.on_buffered(now, bytes);
-                    self.stats.buffered_amount = bytes;
-                }
-            }
+            Input::BufferedAmount(..) => {}
             Input::Online => self.handle_online(now),
-            Input::Offline => {
-                if let Some(s) = self.socket.as_mut().filter(|s| s.phase == Phase::Ready) {
-                    s.offline_unconfirmed = true;
+            Input::Offline => self.handle_offline(),
+            Input::PageHidden => {}
+            Input::PageFrozen => self.frozen = true,
+            Input::PageResumed => {
+                if std::mem::take(&mut self.frozen) {
+                    self.start_probation(now, "page resumed after a freeze");
                 }
             }
-            Input::PageHidden | Input::PageResumed => {}
-            Input::Token(result) => self.handle_token(now, result)?,
+            Input::Slept(_) => self.start_probation(now, "machine woke from sleep"),
+            Input::AudioLost(samples) => {
+                let bytes = samples * 2;
+                self.stats.bytes_pushed += bytes;
+                self.drops.add(DropReason::Format, bytes);
+            }
+            Input::Token(req, result) => self.handle_token(now, req, result)?,
             Input::Timeout => self.handle_timeout(now),
             Input::Close { flush, timeout } => self.handle_close(now, flush, timeout),
         }
@@ -332,7 +431,6 @@ impl Session {
             resend: false,
             waited: !self.is_ready(),
             wire_end: 0,
-            sent_at: now,
         };
         self.next_seq += 1;
         self.next_offset += len;
@@ -341,10 +439,8 @@ impl Session {
         // drop, not a `capacity` one. With the defaults (30 s TTL, maxBytes
         // = 30 s at 16 kHz) both bounds are reached at the same instant, and
         // every outage drop used to be mislabelled `capacity`.
-        let recount = self.queue.expire(now, &mut self.drops);
-        self.recount_sent(recount);
-        let recount = self.queue.push(chunk, &mut self.drops);
-        self.recount_sent(recount);
+        self.queue.expire(now, &mut self.drops);
+        self.queue.push(chunk, &mut self.drops);
     }
 
     fn handle_opened(&mut self, now: Instant, id: SocketId) {
@@ -359,9 +455,18 @@ impl Session {
             .front()
             .map(|c| c.offset)
             .unwrap_or(self.next_offset);
+        let token = self.token.as_ref().map(|c| c.token.as_str());
+        // Finals are kept per channel; the earliest point any channel has.
+        let finalized = self
+            .finalized
+            .iter()
+            .copied()
+            .reduce(f64::min)
+            .unwrap_or(0.0);
+        let final_from_ms = (finalized * 1000.0).max(0.0) as u64;
         if let Some(frame) = self
             .proto
-            .first_frame(self.token.as_deref(), &self.stream_id, resume)
+            .first_frame(token, &self.stream_id, resume, final_from_ms)
         {
             self.sent_offset = resume;
             self.send(id, frame);
@@ -385,7 +490,7 @@ impl Session {
             self.proto.expectation(),
             cfg.stale_after,
             cfg.stall_after,
-            cfg.keepalive_interval,
+            cfg.keepalive_interval(),
         );
         let Some(sock) = self.socket.as_mut() else {
             return;
@@ -400,6 +505,8 @@ impl Session {
             self.stats.reconnects += 1;
         }
         self.pacer.reset(now);
+        // A connection that works says more than the browser's flag.
+        self.offline = false;
         if self.state != State::Closing {
             self.set_state(State::Open, None, None);
         }
@@ -434,24 +541,63 @@ impl Session {
 
     /// Bookkeeping common to every frame; false for stale sockets.
     fn on_frame(&mut self, now: Instant, id: SocketId) -> bool {
-        if self.current_mut(id).is_some() && self.proto.confirms_by_liveness() {
-            // A frame from the server proves the connection carried what we
-            // sent well before it (TCP delivers in order); only the last
-            // moments before it stay unconfirmed.
-            let before =
-                Instant::from_millis(now.as_millis().saturating_sub(LIVENESS_CONFIRM_LAG_MS));
-            let acked = self.queue.ack_sent_before(before);
-            self.count_acked(acked);
-        }
         let Some(sock) = self.current_mut(id) else {
             return false;
         };
-        sock.offline_unconfirmed = false;
         if let Some(w) = sock.watchdog.as_mut() {
             w.on_rx(now);
         }
         self.stats.messages_received += 1;
+        self.prove_alive(id, None, None);
         true
+    }
+
+    /// Seconds of stream time for `socket_secs` of the current socket's
+    /// audio (Deepgram and Omi count each socket's audio from zero).
+    fn stream_secs(&self, socket_secs: f64) -> f64 {
+        let bytes_per_sec = self.cfg.bytes_per_ms() * 1000.0;
+        match self.socket.as_ref() {
+            Some(s) => s.stream_pos(socket_secs * bytes_per_sec) / bytes_per_sec,
+            None => socket_secs,
+        }
+    }
+
+    /// Keeps each stretch of the stream in at most one final transcript.
+    /// Audio in flight when a connection died is resent, and sometimes the
+    /// old server had it after all and its finals arrived: the new
+    /// server's finals for that stretch would show the words twice. With
+    /// times on the stream's timeline, a result that covers only time that
+    /// already has finals is not emitted; a final that overlaps it loses
+    /// the words that start before that point (without word timings it is
+    /// emitted whole: see docs/reliability.md).
+    fn dedupe(&mut self, mut t: super::event::Transcript) -> Option<super::event::Transcript> {
+        const EPS: f64 = 0.005;
+        let ch = t.channel as usize;
+        if self.finalized.len() <= ch {
+            self.finalized.resize(ch + 1, 0.0);
+        }
+        let done = self.finalized[ch];
+        if t.end <= done + EPS && t.end > t.start.max(0.0) {
+            // Entirely within time whose finals were emitted.
+            if t.is_final {
+                self.stats.duplicate_finals_suppressed += 1;
+            }
+            return None;
+        }
+        if t.is_final {
+            if t.start < done - EPS && !t.words.is_empty() {
+                let before = t.words.len();
+                t.words.retain(|w| w.start >= done - EPS);
+                if t.words.len() < before {
+                    self.stats.duplicate_finals_suppressed += 1;
+                    let text: Vec<&str> = t.words.iter().map(|w| w.word.as_str()).collect();
+                    t.text = text.join(" ");
+                    t.start = done;
+                }
+            }
+            self.finalized[ch] = done.max(t.end);
+        }
+        Some(t)
     }
 
     fn apply(
@@ -469,9 +615,29 @@ impl Session {
             }
         };
         match p {
-            Parsed::Transcript(t) => {
+            Parsed::Transcript(mut t) => {
                 self.stats.transcripts += 1;
-                self.emit(Event::Transcript(t));
+                let bytes_per_sec = self.cfg.bytes_per_ms() * 1000.0;
+                if self.proto.socket_clock() {
+                    // Any result, interim too, covering audio sent after a
+                    // doubt began proves the server reads this socket.
+                    let heard = (t.end * bytes_per_sec).max(0.0) as u64;
+                    self.prove_alive(id, Some(heard), None);
+                    // The provider's clock restarted at zero with this
+                    // socket: put the times back on the stream's timeline.
+                    t.start = self.stream_secs(t.start);
+                    t.end = self.stream_secs(t.end);
+                    for w in &mut t.words {
+                        w.start = self.stream_secs(w.start);
+                        w.end = self.stream_secs(w.end);
+                    }
+                } else {
+                    let heard = (t.end * bytes_per_sec).max(0.0) as u64;
+                    self.prove_alive(id, None, Some(heard));
+                }
+                if let Some(t) = self.dedupe(t) {
+                    self.emit(Event::Transcript(t));
+                }
             }
             Parsed::Ready => {
                 if self
@@ -493,20 +659,20 @@ impl Session {
                 );
             }
             Parsed::Resumed(offset) => {
-                // The server's high-water mark for this stream: an ack for
-                // everything below it, and the verdict on audio we had to
-                // let go of unconfirmed before the last connection died.
-                self.apply(now, id, Parsed::Ack(offset), text, message_sent);
-                let unsent = self.queue.settle_evicted(&mut self.drops);
-                self.uncount_sent(unsent);
+                // The server's high-water mark: informational. It is no
+                // promise that the server stored those bytes durably
+                // (docs/protocol.md), so it confirms nothing; only `ack` does.
+                self.stats.server_offset = Some(offset);
             }
             Parsed::Processed(secs) => {
-                // Deepgram timestamps count this socket's audio from zero.
+                // The provider's final results count this socket's audio
+                // from zero.
                 let samples = (secs * f64::from(self.cfg.sample_rate)).round().max(0.0) as u64;
                 let acked = self.queue.ack_wire(samples * 2);
                 self.count_acked(acked);
             }
             Parsed::Ack(offset) => {
+                self.prove_alive(id, None, Some(offset));
                 if offset > self.acked_offset {
                     self.acked_offset = offset;
                     let acked = self.queue.ack(offset);
@@ -546,12 +712,11 @@ impl Session {
         let described = describe_close(code, reason);
         match self.proto.classify_close(code, reason, finishing) {
             CloseClass::Finished => {
-                // A normal close after our finalize: the server has it all.
-                // Any other close (1006 after CloseStream) confirms nothing,
-                // and `finish` reports what stayed unconfirmed.
-                if code == 1000 {
-                    self.confirm_all();
-                }
+                // A normal close after our finalize: the server sent every
+                // final before it. (Any other close after the finalize is a
+                // network failure: it reconnects, resends and finalizes
+                // again within the close deadline.)
+                self.confirm_all();
                 self.finish(Some(code), non_empty(reason, "finished"));
             }
             CloseClass::Fatal(err) => self.fail(
@@ -571,28 +736,126 @@ impl Session {
             self.start_attempt(now);
             return;
         }
-        let suspect = self.socket.as_ref().is_some_and(|s| s.offline_unconfirmed);
-        if suspect {
-            // We went offline while open and heard nothing since: the
-            // network changed under the socket, which rarely survives it.
-            if let Some(id) = self.socket.as_ref().map(|s| s.id) {
-                self.close_socket(id, CLOSE_STALE, "network changed");
+        if std::mem::take(&mut self.offline) && self.is_ready() {
+            // The connection was kept through the offline spell, audio
+            // held back. It resumes sending at once, and must prove within
+            // PROOF_OF_LIFE that the server reads it, or it is replaced
+            // and the unconfirmed tail resent.
+            if self.state == State::Offline {
+                self.set_state(State::Open, Some("network is back".into()), None);
             }
-            self.connection_lost(now, "network changed while offline".into(), true);
+            self.start_probation(now, "network came back");
         }
+    }
+
+    /// The browser reports no network. Audio stops being written into the
+    /// socket, which could not carry it (and would carry it twice: once if
+    /// it arrived after all, once more when it is resent on the next
+    /// connection); it waits in the queue with the usual bounds.
+    fn handle_offline(&mut self) {
+        self.offline = true;
+        if self.state == State::Open {
+            self.set_state(
+                State::Offline,
+                Some("the browser reports no network; audio is held in the queue".into()),
+                None,
+            );
+        }
+    }
+
+    /// Puts the ready connection on probation: it keeps sending, and
+    /// must prove alive within [`PROOF_OF_LIFE`] or be replaced.
+    fn start_probation(&mut self, now: Instant, reason: &'static str) {
+        let offset_mark = self.sent_offset;
+        let Some(sock) = self.socket.as_mut().filter(|s| s.phase == Phase::Ready) else {
+            return;
+        };
+        if sock.probation.is_some() {
+            return;
+        }
+        // The answers it owed could not be received while the page did
+        // not run: the watchdog starts afresh, the probation decides.
+        if let Some(w) = sock.watchdog.as_mut() {
+            w.rebase(now);
+        }
+        let until = now + PROOF_OF_LIFE;
+        sock.probation = Some(Probation {
+            wire_mark: sock.wire_bytes,
+            offset_mark,
+            reason,
+        });
+        self.timers.set(Timer::Probation, until);
+    }
+
+    /// Evidence from socket `id` that the server is alive: `heard_wire`,
+    /// the audio bytes of this socket a result covers (interim ones too),
+    /// or `acked`, a stream offset the server acknowledged; `None` for
+    /// any other frame.
+    fn prove_alive(&mut self, id: SocketId, heard_wire: Option<u64>, acked: Option<u64>) {
+        let heartbeats = self.proto.expectation() == super::watchdog::Expectation::Heartbeat;
+        let Some(sock) = self.current_mut(id) else {
+            return;
+        };
+        let Some(p) = sock.probation else { return };
+        // Frames the server sent before the doubt began (before it died,
+        // perhaps) arrive first after a freeze: only an answer to audio
+        // sent since then proves the server reads this socket. Omi answers
+        // audio only with segments, which silence does not produce; for it,
+        // any frame received once audio went out since counts (weaker:
+        // docs/reliability.md says so).
+        let heard = heard_wire.is_some_and(|w| w > p.wire_mark);
+        let acked = acked.is_some_and(|o| o > p.offset_mark);
+        let heartbeat = heartbeats && sock.wire_bytes > p.wire_mark;
+        if heard || acked || heartbeat {
+            sock.probation = None;
+            self.timers.clear(Timer::Probation);
+        }
+    }
+
+    fn probation_expired(&mut self, now: Instant) {
+        let Some((id, p, sent_since)) = self
+            .socket
+            .as_ref()
+            .and_then(|s| s.probation.map(|p| (s.id, p, s.wire_bytes > p.wire_mark)))
+        else {
+            return;
+        };
+        if !sent_since {
+            // Nothing went out since the doubt began, so no answer was owed
+            // and nothing is at risk: the ordinary watchdog takes over.
+            if let Some(sock) = self.socket.as_mut() {
+                sock.probation = None;
+                if let Some(w) = sock.watchdog.as_mut() {
+                    w.rebase(now);
+                }
+            }
+            return;
+        }
+        self.stats.probes_failed += 1;
+        self.close_socket(id, CLOSE_STALE, "no proof of life");
+        let reason = format!(
+            "stale: no answer within {} ms ({})",
+            PROOF_OF_LIFE.as_millis(),
+            p.reason
+        );
+        // The network is likely fine (the page, not the link, was away):
+        // replace the connection at once.
+        self.connection_lost(now, reason, true);
     }
 
     fn handle_token(
         &mut self,
         now: Instant,
-        result: Result<String, String>,
+        req: TokenRequest,
+        result: Result<Credential, String>,
     ) -> Result<(), UsageError> {
-        if !self.awaiting_token {
-            // A late answer to an attempt that already timed out, or a
-            // caller bug: either way nothing to do with it.
+        if self.awaiting_token != Some(req) {
+            // A late answer to an attempt that already timed out (its id
+            // is not the one in flight), or a caller bug: either way it
+            // must not satisfy the current request.
             return Err(UsageError::UnexpectedToken);
         }
-        self.awaiting_token = false;
+        self.awaiting_token = None;
         match result {
             Ok(t) if self.token_usable(&t) => {
                 self.token = Some(t);
@@ -620,11 +883,13 @@ impl Session {
         Ok(())
     }
 
-    fn token_usable(&self, t: &str) -> bool {
+    fn token_usable(&self, c: &Credential) -> bool {
         match self.cfg.provider {
             // Carried in a subprotocol: must be a header token.
-            super::config::Provider::Deepgram | super::config::Provider::Generic => is_token(t),
-            super::config::Provider::Omi => !t.is_empty(),
+            super::config::Provider::Deepgram | super::config::Provider::Generic => {
+                is_token(&c.token)
+            }
+            super::config::Provider::Omi => !c.token.is_empty(),
         }
     }
 
@@ -637,6 +902,7 @@ impl Session {
                 // Keepalive, pacing and expiry run in after_input.
                 Timer::Watchdog | Timer::Pace | Timer::Expiry => {}
                 Timer::CloseDeadline => self.close_deadline(),
+                Timer::Probation => self.probation_expired(now),
             }
             if self.state.is_terminal() {
                 return;
@@ -671,7 +937,7 @@ impl Session {
                 // No socket while `getToken` runs is an attempt in progress,
                 // not a lost connection: starting another would call
                 // `getToken` twice and reject the first token's answer.
-                if self.socket.is_none() && !self.awaiting_token {
+                if self.socket.is_none() && self.awaiting_token.is_none() {
                     self.timers.clear(Timer::Reconnect);
                     if self.queue.pending_len() == 0 {
                         self.finish(None, "closed".into());
@@ -694,8 +960,10 @@ impl Session {
             self.set_state(State::Connecting, None, None);
         }
         if self.cfg.token_callback {
-            self.awaiting_token = true;
-            self.out.push_back(Output::RequestToken);
+            let req = TokenRequest(self.next_token_request);
+            self.next_token_request += 1;
+            self.awaiting_token = Some(req);
+            self.out.push_back(Output::RequestToken(req));
         } else {
             self.open_socket();
         }
@@ -704,14 +972,8 @@ impl Session {
     fn open_socket(&mut self) {
         let id = SocketId(self.next_socket);
         self.next_socket += 1;
-        self.socket = Some(Socket {
-            id,
-            phase: Phase::Connecting,
-            watchdog: None,
-            offline_unconfirmed: false,
-            wire_bytes: 0,
-        });
-        let protocols = self.proto.protocols(&self.cfg, self.token.as_deref());
+        self.socket = Some(Socket::new(id));
+        let protocols = self.proto.protocols(&self.cfg, self.token.as_ref());
         self.out.push_back(Output::Open {
             id,
             url: self.url.clone(),
@@ -720,7 +982,7 @@ impl Session {
     }
 
     fn attempt_timed_out(&mut self, now: Instant) {
-        self.awaiting_token = false;
+        self.awaiting_token = None;
         if let Some(id) = self.socket.as_ref().map(|s| s.id) {
             self.close_socket(id, CLOSE_STALE, "connect timeout");
         }
@@ -740,14 +1002,11 @@ impl Session {
         self.timers.clear(Timer::Connect);
         self.timers.clear(Timer::ResetAttempts);
         self.timers.clear(Timer::Pace);
-        let unsent = self.queue.rewind();
+        self.timers.clear(Timer::Probation);
+        // Unconfirmed audio goes back to the queue to be resent; what the
+        // queue had to let go of unconfirmed is lost, and said so.
+        let unsent = self.queue.rewind(&mut self.drops);
         self.uncount_sent(unsent);
-        if !self.proto.acks() {
-            // No `started` offset will come to settle what the queue let go
-            // of unconfirmed: it is lost, and said so.
-            let lost = self.queue.settle_evicted(&mut self.drops);
-            self.uncount_sent(lost);
-        }
         if let Some(closing) = self.closing.as_mut() {
             // A flushing close lost its socket after the finalize went out:
             // the next socket must resend the unconfirmed audio and finalize
@@ -798,25 +1057,35 @@ impl Session {
         let Some(sock) = self.socket.as_mut() else {
             return;
         };
+        if sock.probation.is_some() {
+            // The probation decides, on its own deadline.
+            return;
+        }
         let Some(w) = sock.watchdog.as_mut() else {
             return;
         };
-        if let Some(stale) = w.check(now, timers_run) {
-            let id = sock.id;
-            self.close_socket(id, CLOSE_STALE, "stale");
-            self.connection_lost(now, stale.describe(), false);
+        match w.check(now, timers_run) {
+            None => {}
+            Some(Stale::Suspended(_)) => {
+                // The page did not run (a frozen or throttled tab): the
+                // connection may well have survived; it gets a short
+                // window to prove it instead of a reconnect on suspicion.
+                self.start_probation(now, "page was suspended");
+            }
+            Some(stale) => {
+                let id = sock.id;
+                self.close_socket(id, CLOSE_STALE, "stale");
+                self.connection_lost(now, stale.describe(), false);
+            }
         }
     }
 
     fn close_deadline(&mut self) {
         let clean = self.queue.pending_len() == 0 && self.chunker.pending() == 0;
+        // Without a finalize message (Omi) the linger ends the close: what
+        // no segment confirmed by then is reported `unconfirmed` by
+        // `finish`, never assumed delivered.
         let reason = if clean && self.closing.is_some_and(|c| c.finalize_sent) {
-            if self.proto.finalize().is_none() {
-                // The linger of a provider without a finalize message ended
-                // on a live socket: the close frame follows the audio in
-                // order, so the server has it all.
-                self.confirm_all();
-            }
             "closed"
         } else {
             "close timeout"
@@ -856,7 +1125,7 @@ impl Session {
         // `closed` would never learn that audio was lost).
         self.report_drops();
         self.socket = None;
-        self.awaiting_token = false;
+        self.awaiting_token = None;
         self.closing = None;
         self.timers.clear_all();
         self.set_state(state, Some(reason.clone()), None);
@@ -893,22 +1162,15 @@ impl Session {
         self.stats.chunks_sent += acked.requeued_chunks;
     }
 
-    /// Waiting resends the queue let go of count as sent again until the
-    /// server's `started` offset settles whether it has them.
-    fn recount_sent(&mut self, moved: super::queue::Unsent) {
-        self.stats.bytes_sent += moved.bytes;
-        self.stats.chunks_sent += moved.chunks;
-    }
-
     // --- sending ----------------------------------------------------------
 
     /// Runs after every input: expiry, sending, keepalive, events, timers.
     fn after_input(&mut self, now: Instant) {
         if !self.state.is_terminal() {
-            let recount = self.queue.expire(now, &mut self.drops);
-            self.recount_sent(recount);
+            self.queue.expire(now, &mut self.drops);
             self.pump(now);
             self.keepalive(now);
+            self.end_linger_when_confirmed();
         }
         self.report_drops();
         // Once the finalize frame is out, `keepalive` sends nothing more, so
@@ -953,7 +1215,7 @@ impl Session {
             .and_then(|s| s.watchdog.as_ref())
             .map_or(0, Watchdog::buffered);
         let mut sent_audio = false;
-        while let Some(front) = self.queue.front() {
+        while let Some(front) = self.queue.front().filter(|_| !self.offline) {
             if buffered > HIGH_WATER {
                 self.timers.set(Timer::Pace, now + BACKPRESSURE_POLL);
                 break;
@@ -979,13 +1241,11 @@ impl Session {
                 self.stats.chunks_replayed += 1;
             }
             // Every provider keeps sent audio until the server confirms it
-            // (generic acks, Deepgram results, Omi liveness): audio in
+            // (generic acks, Deepgram finals, Omi segments): audio in
             // flight when a connection dies is resent, not lost silently.
             if let Some(sock) = self.socket.as_mut() {
-                sock.wire_bytes += len;
-                chunk.wire_end = sock.wire_bytes;
+                chunk.wire_end = sock.note_audio(chunk.offset, len);
             }
-            chunk.sent_at = now;
             self.out
                 .push_back(Output::Send(id, Frame::Binary(chunk.data.clone())));
             self.queue.keep_unacked(chunk);
@@ -998,6 +1258,18 @@ impl Session {
         }
         if self.queue.pending_len() == 0 && self.closing.is_some() {
             self.finalize(now, id);
+        }
+    }
+
+    /// Without a finalize message (Omi) the close lingers for segments
+    /// that confirm the last audio; once everything is confirmed there is
+    /// nothing left to wait for.
+    fn end_linger_when_confirmed(&mut self) {
+        let lingering = self.closing.is_some_and(|c| c.finalize_sent)
+            && self.proto.finalize().is_none()
+            && self.ready_id().is_some();
+        if lingering && self.chunker.pending() == 0 && self.queue.all_confirmed() {
+            self.close_now("closed");
         }
     }
 

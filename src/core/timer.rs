@@ -19,9 +19,11 @@ pub(crate) enum Timer {
     Expiry,
     /// A graceful close must be over by then.
     CloseDeadline,
+    /// A connection on probation must have proved alive by then.
+    Probation,
 }
 
-const ALL: [Timer; 7] = [
+const ALL: [Timer; 8] = [
     Timer::Connect,
     Timer::Reconnect,
     Timer::ResetAttempts,
@@ -29,6 +31,7 @@ const ALL: [Timer; 7] = [
     Timer::Pace,
     Timer::Expiry,
     Timer::CloseDeadline,
+    Timer::Probation,
 ];
 
 /// At most one deadline per [`Timer`].

@@ -57,8 +57,12 @@ pub struct Watchdog {
     last_tx: Instant,
     /// First audio sent since the last frame received.
     unanswered_since: Option<Instant>,
-    /// Since when `bufferedAmount` has not decreased (while non-zero).
-    stall_since: Option<Instant>,
+    /// The last time the send buffer was seen empty or draining (bytes
+    /// left the machine since the previous sample).
+    last_progress: Instant,
+    /// Bytes that had left the machine at the last sample: handed to the
+    /// socket minus `bufferedAmount`.
+    left: u64,
     last_buffered: u64,
     /// The last time the caller ran us at all.
     last_seen: Instant,
@@ -81,7 +85,8 @@ impl Watchdog {
             last_rx: now,
             last_tx: now,
             unanswered_since: None,
-            stall_since: None,
+            last_progress: now,
+            left: 0,
             last_buffered: 0,
             last_seen: now,
         }
@@ -104,15 +109,38 @@ impl Watchdog {
         self.last_tx = now;
     }
 
-    /// A `bufferedAmount` sample.
-    pub fn on_buffered(&mut self, now: Instant, bytes: u64) {
-        if bytes == 0 || bytes < self.last_buffered {
-            // Drained, or draining: progress restarts the window.
-            self.stall_since = if bytes == 0 { None } else { Some(now) };
-        } else {
-            self.stall_since.get_or_insert(now);
+    /// A `bufferedAmount` sample (`buffered`), taken when `handed` bytes
+    /// had been handed to the socket in all.
+    ///
+    /// A stall is measured by whether bytes LEAVE, never by the value
+    /// alone: a sample taken right after a send reads one chunk even on a
+    /// link that drains completely between sends (the browser shell samples
+    /// right after sending), so equal non-zero samples are progress as long
+    /// as what left (`handed - buffered`) grows.
+    pub fn on_buffered(&mut self, now: Instant, buffered: u64, handed: u64) {
+        let left = handed.saturating_sub(buffered);
+        // Empty, draining, or empty at the last look (it filled since, at
+        // an unknown moment): the stall window starts now.
+        if buffered == 0 || left > self.left || self.last_buffered == 0 {
+            self.last_progress = now;
         }
-        self.last_buffered = bytes;
+        self.left = self.left.max(left);
+        self.last_buffered = buffered;
+    }
+
+    /// Forgets what happened before `now`: a connection that survived a
+    /// freeze, a sleep or an offline spell starts a fresh liveness window
+    /// (the answers it owed could not be received meanwhile).
+    pub fn rebase(&mut self, now: Instant) {
+        self.last_rx = now;
+        self.last_seen = now;
+        self.last_progress = now;
+        self.unanswered_since = self.unanswered_since.map(|_| now);
+    }
+
+    /// Since when the send buffer has not drained, if it holds bytes.
+    fn stall_since(&self) -> Option<Instant> {
+        (self.last_buffered > 0).then_some(self.last_progress)
     }
 
     /// Checks every deadline against `now`; call on every input.
@@ -136,7 +164,7 @@ impl Watchdog {
                 return Some(Stale::Silent(silent));
             }
         }
-        if let Some(since) = self.stall_since {
+        if let Some(since) = self.stall_since() {
             let stalled = now.saturating_duration_since(since);
             if stalled >= self.stall_after {
                 return Some(Stale::Stalled(stalled));
@@ -167,7 +195,7 @@ impl Watchdog {
             Expectation::AnswersAudio => self.unanswered_since.map(|s| s.max(self.last_rx)),
         };
         let silent = silent_since.map(|s| s + self.stale_after);
-        let stalled = self.stall_since.map(|s| s + self.stall_after);
+        let stalled = self.stall_since().map(|s| s + self.stall_after);
         match (silent, stalled) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -242,14 +270,36 @@ mod tests {
     #[test]
     fn send_buffer_that_never_drains_is_a_stall() {
         let mut w = dog(Expectation::AnswersAudio);
-        w.on_buffered(t(1_000), 3_200);
+        // 3200 bytes handed, none left.
+        w.on_buffered(t(1_000), 3_200, 3_200);
         w.on_rx(t(2_000));
-        w.on_buffered(t(5_000), 6_400);
+        w.on_buffered(t(5_000), 6_400, 6_400);
         assert_eq!(w.check(t(5_000), true), None);
-        w.on_buffered(t(8_000), 4_000); // draining: window restarts
+        // 2400 bytes left: draining, the window restarts.
+        w.on_buffered(t(8_000), 4_000, 6_400);
         w.on_rx(t(9_000));
         assert_eq!(w.check(t(17_000), true), None);
         w.on_rx(t(17_500));
         assert!(matches!(w.check(t(18_000), true), Some(Stale::Stalled(_))));
+    }
+
+    /// Before: the shell samples `bufferedAmount` right after each send, so
+    /// a healthy link that drains fully every 100 ms read 3200 on every
+    /// sample, and equal non-zero samples counted as "not draining": the
+    /// client dropped its own healthy connection every 10-20 s.
+    #[test]
+    fn a_buffer_sampled_right_after_each_send_of_a_draining_link_is_no_stall() {
+        let mut w = dog(Expectation::AnswersAudio);
+        let mut handed = 0;
+        for i in 1..=600u64 {
+            handed += 3_200;
+            let now = t(i * 100);
+            w.on_audio_sent(now);
+            w.on_buffered(now, 3_200, handed);
+            if i % 10 == 0 {
+                w.on_rx(now);
+            }
+            assert_eq!(w.check(now, true), None, "at {} ms", i * 100);
+        }
     }
 }

@@ -24,8 +24,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use resilient_transcriber::core::{
-    Config, DropReason, Dropped, ErrorCode, Event, Frame, Input, Instant, Output, Provider,
-    Session, SocketId, State, StateChange, Stats, Transcript,
+    Config, Credential, DropReason, Dropped, ErrorCode, Event, Frame, Input, Instant, Output,
+    Provider, Session, SocketId, State, StateChange, Stats, TokenRequest, Transcript,
 };
 
 /// The target sample rate of every scenario.
@@ -134,10 +134,14 @@ pub enum Deliver {
     Offline,
     /// `Input::PageHidden`.
     PageHidden,
+    /// `Input::PageFrozen`.
+    PageFrozen,
     /// `Input::PageResumed`.
     PageResumed,
-    /// `Input::Token`.
-    Token(Result<String, String>),
+    /// `Input::Slept`.
+    Slept(Duration),
+    /// `Input::Token`, answering the request with this id.
+    Token(TokenRequest, Result<String, String>),
     /// `Input::Close`.
     Close {
         /// Flush first.
@@ -175,8 +179,10 @@ impl Deliver {
             Deliver::Online => Input::Online,
             Deliver::Offline => Input::Offline,
             Deliver::PageHidden => Input::PageHidden,
+            Deliver::PageFrozen => Input::PageFrozen,
             Deliver::PageResumed => Input::PageResumed,
-            Deliver::Token(r) => Input::Token(r.clone()),
+            Deliver::Slept(d) => Input::Slept(*d),
+            Deliver::Token(id, r) => Input::Token(*id, r.clone().map(Credential::token)),
             Deliver::Close { flush, timeout } => Input::Close {
                 flush: *flush,
                 timeout: *timeout,
@@ -220,6 +226,13 @@ pub enum OpenMode {
 ///   plus everything sent since, and nothing reaches the server.
 /// - `ReleaseBuffered`: the buffer drains: the held frames reach the server.
 /// - `OpenMode(m)`: from now on opens are answered per [`OpenMode`].
+/// - `Crash`: the server dies before persisting: every stored stream is cut
+///   back to the last offset it acknowledged (what it held unacknowledged,
+///   and may have reported in `started`, is gone), and the current socket
+///   resets.
+/// - `StopReading` / `ResumeReading`: the server stops (or resumes)
+///   processing what arrives (a stuck reader), while its own heartbeats
+///   and timers carry on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
     /// See the type docs.
@@ -256,6 +269,12 @@ pub enum Fault {
     ReleaseBuffered,
     /// See the type docs.
     OpenMode(OpenMode),
+    /// See the type docs.
+    Crash,
+    /// See the type docs.
+    StopReading,
+    /// See the type docs.
+    ResumeReading,
 }
 
 impl Fault {
@@ -328,9 +347,16 @@ pub struct ServerSocket {
     stuck: Vec<Frame>,
     stuck_bytes: u64,
     last_rx: Instant,
-    // Deepgram / Omi: results per second of audio.
+    // Results per second of audio: stream position and socket audio time
+    // (samples of this socket) where the pending result starts.
     result_from: Option<u64>,
+    result_socket_from: u64,
     result_samples: u64,
+    /// Audio samples received on this socket (its own clock, as Deepgram
+    /// and Omi count it).
+    pub socket_samples: u64,
+    /// Samples since the last interim result.
+    interim_samples: u64,
     // Omi.
     authed: bool,
     // Generic.
@@ -343,12 +369,16 @@ pub struct ServerSocket {
 
 /// A scripted server speaking one provider's protocol, like the real service:
 ///
-/// - Deepgram: a final `Results` message per second of audio received; on
-///   `CloseStream`, `Results` for the rest, `Metadata`, then close 1000; if
-///   no frame (audio or `KeepAlive`) arrives for 10 s, close 1011 `NET-0001`.
+/// - Deepgram: a final `Results` message per second of audio received
+///   (times in this socket's audio, from zero, as Deepgram counts them), an
+///   interim one every 250 ms when `interims` is set (and no finals at all
+///   while `finals` is off); on `CloseStream`, `Results` for the rest,
+///   `Metadata`, then close 1000; if no frame (audio or `KeepAlive`)
+///   arrives for 10 s, close 1011 `NET-0001`.
 /// - Omi: answers the `auth` message with `auth_response` (success unless
 ///   `reject_auth`), sends `ping` every 10 s, a segment array per second of
-///   audio; binary frames of ≤ 2 bytes are keepalives.
+///   audio (times in this socket's audio); binary frames of ≤ 2 bytes are
+///   keepalives.
 /// - Generic (`docs/protocol.md`): `started` on `start`; stores audio per
 ///   stream with dedupe by offset; `ack` with the stored high-water mark at
 ///   most one second after audio arrives; a transcript per second of stored
@@ -373,6 +403,19 @@ pub struct FakeServer {
     pub acking: bool,
     /// Generic: ack period.
     pub ack_every: Duration,
+    /// Deepgram: also send interim results (every 250 ms of audio).
+    pub interims: bool,
+    /// Deepgram/Omi: send final results (off: interims only).
+    pub finals: bool,
+    /// Samples of audio per final result (default one second); a value
+    /// that is not a multiple of the chunk makes finals end mid-chunk.
+    pub final_every: u64,
+    /// Deepgram: results carry word timings, one word `wN` per 50 ms of
+    /// stream (word N covers stream samples `[800 N, 800 (N + 1))`).
+    pub words: bool,
+    /// Stops reading: audio and text are no longer processed (nothing is
+    /// received), while pings and other server-initiated frames continue.
+    pub stuck_reader: bool,
     /// Every socket ever opened, by id.
     pub sockets: BTreeMap<SocketId, ServerSocket>,
     /// Every audio frame received, in arrival order.
@@ -383,6 +426,15 @@ pub struct FakeServer {
     pub gap_bytes: u64,
     /// Generic: duplicate bytes discarded.
     pub duplicate_bytes: u64,
+    /// Generic: the highest offset acknowledged per stream (what survives
+    /// a [`Fault::Crash`]).
+    pub acked_streams: HashMap<String, u64>,
+    /// Generic: the final transcripts sent per stream (end in stream
+    /// seconds, frame), resent after `start` when `final_from` asks.
+    pub stream_finals: HashMap<String, Vec<(f64, String)>>,
+    /// Generic: honour `start`'s `final_from` (a server that keeps its
+    /// transcripts); off, it ignores the field as an older server would.
+    pub resend_finals: bool,
     /// Protocol violations the server saw (a test failure if non-empty
     /// unless the test expects them).
     pub violations: Vec<String>,
@@ -404,11 +456,19 @@ impl FakeServer {
             idle_timeout: (provider == Provider::Deepgram).then_some(secs(10)),
             acking: true,
             ack_every: secs(1),
+            interims: false,
+            finals: true,
+            final_every: RATE,
+            words: false,
+            stuck_reader: false,
             sockets: BTreeMap::new(),
             received: Vec::new(),
             streams: HashMap::new(),
             gap_bytes: 0,
             duplicate_bytes: 0,
+            acked_streams: HashMap::new(),
+            stream_finals: HashMap::new(),
+            resend_finals: true,
             violations: Vec::new(),
             down_until: None,
             flap: None,
@@ -458,7 +518,10 @@ impl FakeServer {
             stuck_bytes: 0,
             last_rx: now,
             result_from: None,
+            result_socket_from: 0,
             result_samples: 0,
+            socket_samples: 0,
+            interim_samples: 0,
             authed: false,
             stream: None,
             offset: 0,
@@ -545,7 +608,7 @@ impl FakeServer {
                 .push(format!("frame on unknown socket {id:?}"));
             return;
         };
-        if s.closed || s.blackholed || !s.accepted {
+        if s.closed || s.blackholed || !s.accepted || self.stuck_reader {
             return;
         }
         if s.held.is_some() {
@@ -625,7 +688,25 @@ impl FakeServer {
                 .to_string();
             let offset = field("offset").unwrap_or(0);
             let h = self.stream(&stream).len() as u64;
+            // Transcription state belongs to the stream, not the socket:
+            // audio stored on a connection that died before its final is
+            // finalized on the next one.
+            let carried = self
+                .sockets
+                .values_mut()
+                .filter(|o| {
+                    (o.closed || o.blackholed) && o.stream.as_deref() == Some(stream.as_str())
+                })
+                .find_map(|o| {
+                    o.result_from
+                        .take()
+                        .map(|f| (f, std::mem::take(&mut o.result_samples)))
+                });
             let s = self.sockets.get_mut(&id).expect("exists");
+            if let Some((from, n)) = carried {
+                s.result_from = Some(from);
+                s.result_samples = n;
+            }
             s.stream = Some(stream.clone());
             s.offset = offset;
             s.acked = 0;
@@ -636,6 +717,29 @@ impl FakeServer {
                     format!(r#"{{"type":"started","stream":"{stream}","offset":{h}}}"#),
                 ),
             );
+            // The finals the client may have missed (in flight when the
+            // last connection died), as docs/protocol.md describes.
+            let final_from = text.split(r#""final_from":"#).nth(1).and_then(|r| {
+                r.split(|c: char| c != '.' && !c.is_ascii_digit())
+                    .next()?
+                    .parse::<f64>()
+                    .ok()
+            });
+            if let (true, Some(from)) = (self.resend_finals, final_from) {
+                let again: Vec<String> = self
+                    .stream_finals
+                    .get(&stream)
+                    .map(|v| {
+                        v.iter()
+                            .filter(|(end, _)| *end > from + 1e-6)
+                            .map(|(_, t)| t.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for t in again {
+                    self.emit(now, Deliver::Text(id, t));
+                }
+            }
         } else if text.starts_with(r#"{"type":"seek""#) {
             let offset = field("offset").unwrap_or(0);
             let s = self.sockets.get_mut(&id).expect("exists");
@@ -650,6 +754,9 @@ impl FakeServer {
             if self.answer_finalize {
                 self.flush_results(now, id, true);
                 let h = self.generic_high_water(id);
+                if let Some(st) = self.sockets[&id].stream.clone() {
+                    self.acked_streams.insert(st, h);
+                }
                 self.emit(
                     now,
                     Deliver::Text(id, format!(r#"{{"type":"ack","offset":{h}}}"#)),
@@ -704,25 +811,85 @@ impl FakeServer {
 
     fn count_for_results(&mut self, now: Instant, id: SocketId, first: u64, n: u64) {
         let s = self.sockets.get_mut(&id).expect("exists");
-        s.result_from.get_or_insert(first);
+        if s.result_from.is_none() {
+            s.result_from = Some(first);
+            s.result_socket_from = s.socket_samples;
+        }
+        s.socket_samples += n;
         s.result_samples += n;
-        if s.result_samples >= RATE {
+        s.interim_samples += n;
+        let interim_due = s.interim_samples >= RATE / 4;
+        if interim_due {
+            s.interim_samples = 0;
+        }
+        let final_due = s.result_samples >= self.final_every;
+        if final_due && (self.finals || self.provider == Provider::Generic) {
             self.flush_results(now, id, false);
+        } else if interim_due && self.interims && self.provider == Provider::Deepgram {
+            self.send_result(now, id, false, false);
         }
     }
 
-    /// A transcript for the audio counted since the last one.
+    /// A final transcript for the audio counted since the last one (at
+    /// most `final_every` samples of it unless `last`; the rest carries).
     fn flush_results(&mut self, now: Instant, id: SocketId, last: bool) {
+        let every = self.final_every;
         let s = self.sockets.get_mut(&id).expect("exists");
-        let Some(from) = s.result_from.take() else {
+        let total = s.result_samples;
+        let take = if last { total } else { total.min(every) };
+        s.result_samples = take;
+        self.send_result(now, id, true, last);
+        let s = self.sockets.get_mut(&id).expect("exists");
+        let rest = total - take;
+        match (s.result_from, rest) {
+            (Some(from), r) if r > 0 => {
+                s.result_from = Some(from + take);
+                s.result_socket_from += take;
+                s.result_samples = r;
+            }
+            _ => {
+                s.result_from = None;
+                s.result_samples = 0;
+            }
+        }
+    }
+
+    /// A result for the audio counted since the last final. Its text names
+    /// the stream positions (`audio A..B`); its times are this socket's
+    /// audio time (Deepgram, Omi) or stream time (generic), as the real
+    /// services count them.
+    fn send_result(&mut self, now: Instant, id: SocketId, is_final: bool, last: bool) {
+        let s = &self.sockets[&id];
+        let Some(from) = s.result_from else {
             return;
         };
-        let n = std::mem::take(&mut s.result_samples);
-        let (start, dur) = (from as f64 / RATE as f64, n as f64 / RATE as f64);
-        let words = format!("audio {from}..{}", from + n);
+        let n = s.result_samples;
+        let clock_from = match self.provider {
+            Provider::Generic => from,
+            _ => s.result_socket_from,
+        };
+        let (start, dur) = (clock_from as f64 / RATE as f64, n as f64 / RATE as f64);
+        let (words, timed) = if self.words {
+            // One word per 50 ms of stream that this result fully covers.
+            let mut names = Vec::new();
+            let mut timed = Vec::new();
+            let mut w = from.div_ceil(800);
+            while (w + 1) * 800 <= from + n {
+                let ws = (clock_from + w * 800 - from) as f64 / RATE as f64;
+                names.push(format!("w{w}"));
+                timed.push(format!(
+                    r#"{{"word":"w{w}","start":{ws},"end":{},"confidence":0.9}}"#,
+                    ws + 0.05
+                ));
+                w += 1;
+            }
+            (names.join(" "), timed.join(","))
+        } else {
+            (format!("audio {from}..{}", from + n), String::new())
+        };
         let text = match self.provider {
             Provider::Deepgram => format!(
-                r#"{{"type":"Results","channel_index":[0,1],"duration":{dur},"start":{start},"is_final":true,"speech_final":{last},"channel":{{"alternatives":[{{"transcript":"{words}","confidence":0.9,"words":[]}}]}}}}"#
+                r#"{{"type":"Results","channel_index":[0,1],"duration":{dur},"start":{start},"is_final":{is_final},"speech_final":{last},"channel":{{"alternatives":[{{"transcript":"{words}","confidence":0.9,"words":[{timed}]}}]}}}}"#
             ),
             Provider::Omi => format!(
                 r#"[{{"id":"s{from}","text":"{words}","speaker":"SPEAKER_00","start":{start},"end":{}}}]"#,
@@ -733,6 +900,14 @@ impl FakeServer {
                 start + dur
             ),
         };
+        if self.provider == Provider::Generic && is_final {
+            if let Some(st) = self.sockets[&id].stream.clone() {
+                self.stream_finals
+                    .entry(st)
+                    .or_default()
+                    .push((start + dur, text.clone()));
+            }
+        }
         self.emit(now, Deliver::Text(id, text));
     }
 
@@ -772,7 +947,13 @@ impl FakeServer {
             s.ack_scheduled = true;
             self.timer(now + every, ServerTimer::AckTick(id));
         }
-        self.count_for_results(now, id, first, b.len() as u64 / 2);
+        // Like a real resumable server, it transcribes what it stores, not
+        // the duplicates it discards.
+        let fresh_from = (off.max(h) / 2).max(first);
+        let fresh = (end / 2).saturating_sub(fresh_from);
+        if fresh > 0 {
+            self.count_for_results(now, id, fresh_from, fresh);
+        }
     }
 
     fn on_timer(&mut self, now: Instant, t: ServerTimer) {
@@ -790,6 +971,9 @@ impl FakeServer {
                 s.ack_scheduled = false;
                 if !s.closed && acking && h > s.acked {
                     s.acked = h;
+                    if let Some(st) = s.stream.clone() {
+                        self.acked_streams.insert(st, h);
+                    }
                     self.emit(
                         now,
                         Deliver::Text(id, format!(r#"{{"type":"ack","offset":{h}}}"#)),
@@ -886,6 +1070,17 @@ impl FakeServer {
                 }
             }
             Fault::OpenMode(m) => self.open_mode = m,
+            Fault::Crash => {
+                for (id, store) in self.streams.iter_mut() {
+                    let keep = self.acked_streams.get(id).copied().unwrap_or(0);
+                    store.truncate(keep as usize);
+                }
+                if let Some(id) = cur {
+                    self.close(now, id, 1006, "");
+                }
+            }
+            Fault::StopReading => self.stuck_reader = true,
+            Fault::ResumeReading => self.stuck_reader = false,
         }
     }
 
@@ -954,6 +1149,14 @@ pub struct Harness {
     pub token_script: VecDeque<Result<String, String>>,
     /// Delay of `getToken`.
     pub token_delay: Duration,
+    /// Per-request delays of `getToken`, in order; when empty, `token_delay`.
+    pub token_delays: VecDeque<Duration>,
+    /// Report `bufferedAmount` as a browser on a healthy link does: right
+    /// after a send it reads the bytes just sent, and it is back to zero
+    /// by the next timer (the shell samples at both moments). Without it,
+    /// only held buffers (`HoldBuffered`) are sampled.
+    pub browser_buffer: bool,
+    unsampled_bytes: u64,
     /// Errors returned by `handle_input` (misuse), with their time.
     pub usage_errors: Vec<(Instant, String)>,
     /// Steps taken.
@@ -1009,6 +1212,9 @@ impl Harness {
             token_requests: Vec::new(),
             token_script: VecDeque::new(),
             token_delay: ms(50),
+            token_delays: VecDeque::new(),
+            browser_buffer: false,
+            unsampled_bytes: 0,
             usage_errors: Vec::new(),
             steps: 0,
             check_stats: true,
@@ -1184,7 +1390,7 @@ impl Harness {
             return true;
         }
         if self.deadline.is_some_and(|d| d <= at) {
-            self.sample_buffered();
+            self.sample_before_timer();
             let _ = self.input(Input::Timeout);
         }
         true
@@ -1311,6 +1517,7 @@ impl Harness {
                         }
                     };
                     self.note(format!("out send {id:?} {rec:?}"));
+                    self.unsampled_bytes += frame.len() as u64;
                     self.sent.push((self.now, id, rec));
                     sent_on = Some(id);
                     self.server.on_frame(self.now, id, frame);
@@ -1320,7 +1527,7 @@ impl Harness {
                     self.closes.push((self.now, id, code, reason.clone()));
                     self.server.on_client_close(self.now, id, code, &reason);
                 }
-                Output::RequestToken => {
+                Output::RequestToken(req) => {
                     self.note("out request-token".into());
                     self.token_requests.push(self.now);
                     let n = self.token_requests.len();
@@ -1328,8 +1535,9 @@ impl Harness {
                         .token_script
                         .pop_front()
                         .unwrap_or_else(|| Ok(format!("tok-{n}")));
-                    let at = self.now + self.token_delay;
-                    self.schedule(at, Scheduled::Client(Deliver::Token(answer)));
+                    let delay = self.token_delays.pop_front().unwrap_or(self.token_delay);
+                    let at = self.now + delay;
+                    self.schedule(at, Scheduled::Client(Deliver::Token(req, answer)));
                 }
                 Output::Event(e) => self.on_event(e),
                 other => self.fail(&format!("unknown output {other:?}")),
@@ -1342,12 +1550,30 @@ impl Harness {
         }
     }
 
+    /// The shell's sample before a timer input: a healthy browser buffer
+    /// has drained by then.
+    fn sample_before_timer(&mut self) {
+        if self.browser_buffer {
+            self.unsampled_bytes = 0;
+        }
+        self.sample_buffered();
+    }
+
     /// Feeds the current socket's `bufferedAmount`, like the browser shell
     /// does after sending and on every timer, when it is (or was) non-zero.
     fn sample_buffered(&mut self) {
         let Some(id) = self.server.current() else {
             return;
         };
+        let healthy = std::mem::take(&mut self.unsampled_bytes);
+        if self.browser_buffer && self.server.buffered(id).is_none() {
+            self.note(format!("in  buffered {id:?} {healthy}"));
+            let _ = self
+                .session
+                .handle_input(self.now, Input::BufferedAmount(id, healthy));
+            self.drain(true);
+            return;
+        }
         let amount = self.server.buffered(id).unwrap_or(0);
         let last = self.last_buffered.get(&id).copied().unwrap_or(0);
         if amount == 0 && last == 0 {
@@ -1602,6 +1828,64 @@ impl Harness {
             }
         }
         total
+    }
+}
+
+/// The stream position ranges a transcript's text names (`audio A..B`,
+/// as the fake server writes them).
+pub fn named_ranges(text: &str) -> Vec<(u64, u64)> {
+    text.split("audio ")
+        .skip(1)
+        .filter_map(|r| {
+            let r = r.split_whitespace().next()?;
+            let (a, b) = r.split_once("..")?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .collect()
+}
+
+impl Harness {
+    /// Sample ranges covered by the FINAL transcripts the session emitted.
+    pub fn final_coverage(&self) -> Vec<(u64, u64)> {
+        let mut v: Vec<(u64, u64)> = self
+            .transcripts()
+            .iter()
+            .filter(|(_, t)| t.is_final)
+            .flat_map(|(_, t)| named_ranges(&t.text))
+            .collect();
+        v.sort_unstable();
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for (a, b) in v {
+            match out.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => out.push((a, b)),
+            }
+        }
+        out
+    }
+
+    /// Pushed samples that no final transcript covers.
+    pub fn uncovered_samples(&self) -> u64 {
+        let covered: u64 = self
+            .final_coverage()
+            .iter()
+            .map(|(a, b)| b.min(&self.pushed_samples()).saturating_sub(*a))
+            .sum();
+        self.pushed_samples() - covered.min(self.pushed_samples())
+    }
+
+    /// The user-level promise: every pushed sample is in a final
+    /// transcript or in a `dropped` event. Panics with the figures if not.
+    pub fn assert_every_sample_final_or_reported(&self, what: &str) {
+        let uncovered = self.uncovered_samples() * 2;
+        let reported = self.stats().bytes_dropped;
+        if uncovered > reported {
+            self.fail(&format!(
+                "{what}: {} bytes of audio in no final transcript and not reported dropped \
+                 (uncovered {uncovered}, reported {reported})",
+                uncovered - reported
+            ));
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! `SpeechStarted` and error reports.
 
 use super::Parsed;
-use crate::core::event::Transcript;
+use crate::core::event::{Transcript, Word};
 use crate::core::json::Value;
 
 pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
@@ -13,15 +13,20 @@ pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
     };
     match v.str_field("type") {
         Some("Results") => {
-            out.push(results(&v));
-            // Results cover the audio up to start + duration of this
-            // socket's stream: everything before it was received.
-            if let (Some(start), Some(duration)) = (v.num_field("start"), v.num_field("duration")) {
+            let r = results(&v);
+            let is_final = matches!(&r, Parsed::Transcript(t) if t.is_final)
+                || v.get("from_finalize").and_then(Value::as_bool) == Some(true);
+            out.push(r);
+            // A FINAL result covers the audio up to start + duration of
+            // this socket's stream: the server will not revise it, so the
+            // audio before it can leave the resend window. An interim one
+            // confirms nothing: if the socket dies before the final, that
+            // audio's final transcript never exists unless it is resent.
+            if let (true, Some(start), Some(duration)) =
+                (is_final, v.num_field("start"), v.num_field("duration"))
+            {
                 out.push(Parsed::Processed(start + duration));
             }
-        }
-        Some("Metadata" | "UtteranceEnd" | "SpeechStarted" | "Warning") => {
-            out.push(Parsed::Message)
         }
         Some("Error") => {
             let what = v
@@ -30,10 +35,9 @@ pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
                 .unwrap_or("unspecified server error");
             out.push(Parsed::ServerError(what.to_string()));
         }
-        Some(other) => out.push(Parsed::Malformed(format!(
-            "unknown message type \"{other}\""
-        ))),
-        None => out.push(Parsed::Malformed("message without a type".into())),
+        // Metadata, SpeechStarted, UtteranceEnd, and whatever types the
+        // provider adds later: messages for the caller, never errors.
+        _ => out.push(Parsed::Message),
     }
 }
 
@@ -60,6 +64,19 @@ fn results(v: &Value) -> Parsed {
         .and_then(|c| c.at(0))
         .and_then(Value::as_f64)
         .unwrap_or(0.0);
+    let mut words = Vec::new();
+    let mut i = 0;
+    while let Some(w) = alt.get("words").and_then(|ws| ws.at(i)) {
+        i += 1;
+        let text = w.str_field("punctuated_word").or(w.str_field("word"));
+        if let (Some(text), Some(ws), Some(we)) = (text, w.num_field("start"), w.num_field("end")) {
+            words.push(Word {
+                word: text.to_string(),
+                start: ws,
+                end: we,
+            });
+        }
+    }
     Parsed::Transcript(Transcript {
         text: text.to_string(),
         is_final: v.get("is_final").and_then(Value::as_bool).unwrap_or(false),
@@ -71,6 +88,7 @@ fn results(v: &Value) -> Parsed {
         end: start + duration,
         speaker,
         channel: channel.max(0.0) as u32,
+        words,
     })
 }
 
@@ -87,13 +105,28 @@ mod tests {
     }
 
     #[test]
-    fn results_confirm_the_audio_they_cover() {
+    fn only_final_results_confirm_the_audio_they_cover() {
         let mut out = Vec::new();
         parse(
             r#"{"type":"Results","duration":1.5,"start":2.0,"is_final":false,"channel":{"alternatives":[{"transcript":""}]}}"#,
             &mut out,
         );
+        assert!(
+            !out.iter().any(|p| matches!(p, Parsed::Processed(_))),
+            "{out:?}"
+        );
+        out.clear();
+        parse(
+            r#"{"type":"Results","duration":1.5,"start":2.0,"is_final":true,"channel":{"alternatives":[{"transcript":""}]}}"#,
+            &mut out,
+        );
         assert_eq!(out.last(), Some(&Parsed::Processed(3.5)));
+        out.clear();
+        parse(
+            r#"{"type":"Results","duration":0.5,"start":3.5,"is_final":false,"from_finalize":true,"channel":{"alternatives":[{"transcript":""}]}}"#,
+            &mut out,
+        );
+        assert_eq!(out.last(), Some(&Parsed::Processed(4.0)));
     }
 
     #[test]
@@ -114,9 +147,11 @@ mod tests {
     #[test]
     fn unknown_and_malformed_messages_are_reported_not_panicked_on() {
         assert!(matches!(one("not json"), Parsed::Malformed(_)));
-        assert!(matches!(one(r#"{"type":"Nope"}"#), Parsed::Malformed(_)));
+        // Types the provider adds later are messages, not errors.
+        assert_eq!(one(r#"{"type":"SomethingNew","x":1}"#), Parsed::Message);
+        assert_eq!(one(r#"{"no_type":true}"#), Parsed::Message);
         assert!(matches!(one(r#"{"type":"Results"}"#), Parsed::Malformed(_)));
-        assert!(matches!(one(r#"[1,2]"#), Parsed::Malformed(_)));
+        assert_eq!(one(r#"[1,2]"#), Parsed::Message);
         assert_eq!(one(r#"{"type":"Metadata","duration":3}"#), Parsed::Message);
         assert!(
             matches!(one(r#"{"type":"Error","description":"bad"}"#), Parsed::ServerError(m) if m == "bad")

@@ -5,10 +5,15 @@ use crate::core::event::Transcript;
 use crate::core::io::Frame;
 use crate::core::json::{self, Value};
 
-pub(super) fn start(stream: &str, offset: u64) -> Frame {
+/// `start`, with `final_from`: the stream time (ms) up to which this
+/// client already has final transcripts, so a server that keeps the
+/// stream's transcripts resends the finals after it (those in flight when
+/// the last connection died).
+pub(super) fn start(stream: &str, offset: u64, final_from_ms: u64) -> Frame {
     let mut s = String::from(r#"{"type":"start","stream":"#);
     json::push_str(&mut s, stream);
-    s.push_str(&format!(r#","offset":{offset}}}"#));
+    let secs = crate::core::num(final_from_ms as f64 / 1000.0);
+    s.push_str(&format!(r#","offset":{offset},"final_from":{secs}}}"#));
     Frame::Text(s)
 }
 
@@ -46,14 +51,15 @@ pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
                 end: v.num_field("end").unwrap_or(0.0),
                 speaker: v.str_field("speaker").map(str::to_string),
                 channel: v.num_field("channel").unwrap_or(0.0).max(0.0) as u32,
+                words: Vec::new(),
             }),
             None => Parsed::Malformed("transcript without text".into()),
         },
         Some("error") => {
             Parsed::ServerError(v.str_field("message").unwrap_or("unspecified").to_string())
         }
-        Some(other) => Parsed::Malformed(format!("unknown message type \"{other}\"")),
-        None => Parsed::Malformed("message without a type".into()),
+        // Types a server adds later are messages, not errors.
+        _ => Parsed::Message,
     };
     out.push(p);
 }
@@ -71,6 +77,7 @@ mod tests {
             r#"{"type":"transcript","text":"hi","is_final":true,"start":0,"end":0.4}"#,
             r#"{"type":"finished","offset":6400}"#,
             r#"{"type":"started","stream":"s","offset":0}"#,
+            r#"{"type":"progress","percent":3}"#,
         ] {
             parse(t, &mut out);
         }
@@ -79,9 +86,10 @@ mod tests {
         assert!(matches!(&out[2], Parsed::Transcript(t) if t.is_final && t.text == "hi"));
         assert_eq!(out[3], Parsed::Finished);
         assert_eq!(out[4], Parsed::Resumed(0));
+        assert_eq!(out[5], Parsed::Message);
         assert_eq!(
-            start("s1", 3200),
-            Frame::Text(r#"{"type":"start","stream":"s1","offset":3200}"#.into())
+            start("s1", 3200, 1_250),
+            Frame::Text(r#"{"type":"start","stream":"s1","offset":3200,"final_from":1.25}"#.into())
         );
     }
 }

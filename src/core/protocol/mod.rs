@@ -8,7 +8,7 @@ mod omi;
 
 use super::config::{Config, Provider};
 use super::event::{ErrorCode, Transcript};
-use super::io::Frame;
+use super::io::{Credential, Frame};
 use super::watchdog::Expectation;
 
 /// What a server frame means to the session.
@@ -22,10 +22,13 @@ pub(crate) enum Parsed {
     AuthRejected(String),
     /// The server holds every byte below this offset (generic).
     Ack(u64),
-    /// Answer to `start`: the server's high-water mark for the stream (generic).
+    /// Answer to `start`: the server's high-water mark for the stream
+    /// (generic). Informational only: it confirms nothing, because the
+    /// protocol does not promise the server stored what it reports.
     Resumed(u64),
-    /// The server has processed this many seconds of the current socket's
-    /// audio (Deepgram results): an implicit acknowledgement.
+    /// A final result of the server covers this many seconds of the current
+    /// socket's audio (the end of a Deepgram final, of an Omi segment): an
+    /// implicit acknowledgement of everything before it.
     Processed(f64),
     /// Proof of life with nothing to report (`ping`, `started`).
     Heartbeat,
@@ -90,13 +93,14 @@ impl Protocol {
         append_query(&cfg.url, &params)
     }
 
-    /// Subprotocols to offer. Deepgram and generic carry the token as
-    /// `["token", T]` (browsers cannot set an Authorization header).
-    pub(crate) fn protocols(&self, cfg: &Config, token: Option<&str>) -> Vec<String> {
+    /// Subprotocols to offer. Deepgram and generic carry the credential as
+    /// `[scheme, T]`, `["token", K]` or `["bearer", JWT]` (browsers cannot
+    /// set an Authorization header).
+    pub(crate) fn protocols(&self, cfg: &Config, cred: Option<&Credential>) -> Vec<String> {
         let mut out = Vec::new();
-        if let (Some(t), Provider::Deepgram | Provider::Generic) = (token, self.provider) {
-            out.push("token".to_string());
-            out.push(t.to_string());
+        if let (Some(c), Provider::Deepgram | Provider::Generic) = (cred, self.provider) {
+            out.push(c.scheme.as_str().to_string());
+            out.push(c.token.clone());
         }
         out.extend(
             cfg.protocols
@@ -118,23 +122,26 @@ impl Protocol {
         self.provider == Provider::Generic
     }
 
-    /// Whether any frame from the server confirms audio sent well before
-    /// it: only for providers that give no finer confirmation (Omi).
-    pub(crate) fn confirms_by_liveness(&self) -> bool {
-        self.provider == Provider::Omi
+    /// Whether transcript times count from the start of each socket's
+    /// audio (Deepgram, Omi) rather than from the start of the stream
+    /// (generic, which resumes at byte offsets).
+    pub(crate) fn socket_clock(&self) -> bool {
+        self.provider != Provider::Generic
     }
 
-    /// The first frame after open, if any: Omi's auth, generic's start.
+    /// The first frame after open, if any: Omi's auth, generic's start
+    /// (resuming at `offset`, with finals wanted after `final_from_ms`).
     pub(crate) fn first_frame(
         &self,
         token: Option<&str>,
         stream: &str,
         offset: u64,
+        final_from_ms: u64,
     ) -> Option<Frame> {
         match self.provider {
             Provider::Deepgram => None,
             Provider::Omi => Some(omi::auth(token.unwrap_or(""))),
-            Provider::Generic => Some(generic::start(stream, offset)),
+            Provider::Generic => Some(generic::start(stream, offset, final_from_ms)),
         }
     }
 
@@ -188,10 +195,12 @@ impl Protocol {
         Parsed::Malformed(format!("unexpected binary frame of {} bytes", data.len()))
     }
 
-    /// The close-code table. `finishing` is true when we asked for the
-    /// close (finalize sent or close requested): then any close is the end.
+    /// The close-code table. `finishing` is true once our finalize went
+    /// out: then a normal close (1000) is the end of the stream. Any other
+    /// code is what it always is: a network failure while we waited for the
+    /// finals (1006) must reconnect and finalize again, not end the stream.
     pub(crate) fn classify_close(&self, code: u16, reason: &str, finishing: bool) -> CloseClass {
-        if finishing {
+        if finishing && code == 1000 {
             return CloseClass::Finished;
         }
         if self.provider == Provider::Deepgram {
@@ -280,12 +289,18 @@ mod tests {
     fn token_goes_into_subprotocols_for_deepgram_and_first_message_for_omi() {
         let cfg = Config::new(Provider::Deepgram, "wss://h/");
         let dg = Protocol::new(Provider::Deepgram);
-        assert_eq!(dg.protocols(&cfg, Some("K")), ["token", "K"]);
+        let key = Credential::token("K");
+        assert_eq!(dg.protocols(&cfg, Some(&key)), ["token", "K"]);
+        let jwt = Credential {
+            token: "a.b.c".into(),
+            scheme: crate::core::io::TokenScheme::Bearer,
+        };
+        assert_eq!(dg.protocols(&cfg, Some(&jwt)), ["bearer", "a.b.c"]);
         assert_eq!(dg.protocols(&cfg, None), Vec::<String>::new());
         let omi = Protocol::new(Provider::Omi);
-        assert!(omi.protocols(&cfg, Some("K")).is_empty());
+        assert!(omi.protocols(&cfg, Some(&key)).is_empty());
         assert_eq!(
-            omi.first_frame(Some("K\"x"), "", 0),
+            omi.first_frame(Some("K\"x"), "", 0, 0),
             Some(Frame::Text(r#"{"type":"auth","token":"K\"x"}"#.into()))
         );
     }
@@ -315,6 +330,11 @@ mod tests {
             Fatal(ErrorCode::AuthFailed)
         );
         assert_eq!(dg.classify_close(1000, "", true), Finished);
-        assert_eq!(dg.classify_close(1006, "", true), Finished);
+        assert_eq!(dg.classify_close(1006, "", true), Retry);
+        assert_eq!(dg.classify_close(1011, "", true), Retry);
+        assert_eq!(
+            dg.classify_close(1008, "", true),
+            Fatal(ErrorCode::AuthFailed)
+        );
     }
 }

@@ -25,6 +25,14 @@ pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
         Value::Array(segments) => {
             for s in segments {
                 out.push(segment(s));
+                // A segment is audio the server has processed into the
+                // transcript it keeps: its end, in this socket's audio
+                // time, confirms what came before. Pings and other frames
+                // confirm nothing (a server can keep pinging while it no
+                // longer reads).
+                if let Some(end) = s.num_field("end").filter(|e| *e > 0.0) {
+                    out.push(Parsed::Processed(end));
+                }
             }
         }
         Value::Object(_) => match v.str_field("type") {
@@ -45,13 +53,12 @@ pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
                     .unwrap_or("unspecified");
                 out.push(Parsed::ServerError(what.to_string()));
             }
-            // service_status, memory events, translations...: informational.
-            Some(_) => out.push(Parsed::Message),
-            None => out.push(Parsed::Malformed("object without a type".into())),
+            // service_status, memory events, translations, types added
+            // later...: informational.
+            _ => out.push(Parsed::Message),
         },
-        _ => out.push(Parsed::Malformed(
-            "neither a segment array nor an event object".into(),
-        )),
+        // A well-formed value of a shape Omi may add later.
+        _ => out.push(Parsed::Message),
     }
 }
 
@@ -68,6 +75,7 @@ fn segment(s: &Value) -> Parsed {
         end: s.num_field("end").unwrap_or(0.0),
         speaker: s.str_field("speaker").map(str::to_string),
         channel: 0,
+        words: Vec::new(),
     })
 }
 
@@ -92,12 +100,14 @@ mod tests {
         assert!(
             matches!(&out[0], Parsed::Transcript(t) if t.text == "hello" && t.speaker.as_deref() == Some("SPEAKER_00"))
         );
-        assert!(matches!(&out[1], Parsed::Transcript(t) if t.text == "world" && t.end == 1.4));
-        assert_eq!(out[2], Parsed::Heartbeat);
-        assert_eq!(out[3], Parsed::Ready);
-        assert!(matches!(out[4], Parsed::AuthRejected(_)));
-        assert_eq!(out[5], Parsed::Message);
-        assert!(matches!(out[6], Parsed::Malformed(_)));
-        assert!(matches!(out[7], Parsed::Malformed(_)));
+        assert_eq!(out[1], Parsed::Processed(1.0));
+        assert!(matches!(&out[2], Parsed::Transcript(t) if t.text == "world" && t.end == 1.4));
+        assert_eq!(out[3], Parsed::Processed(1.4));
+        assert_eq!(out[4], Parsed::Heartbeat);
+        assert_eq!(out[5], Parsed::Ready);
+        assert!(matches!(out[6], Parsed::AuthRejected(_)));
+        assert_eq!(out[7], Parsed::Message);
+        assert_eq!(out[8], Parsed::Message, "an object of a new shape");
+        assert!(matches!(out[9], Parsed::Malformed(_)), "not JSON");
     }
 }
