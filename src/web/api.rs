@@ -7,13 +7,13 @@ use js_sys::{ArrayBuffer, Float32Array, Function, Int16Array, Promise, Set, Uint
 use wasm_bindgen::prelude::*;
 
 use super::capture;
-use super::driver::{stats_js, Action, Shared};
+use super::driver::{stats_js, Action, AudioIn, Shared};
 use super::js::{
     client_error, obj, range_error, rt_once, rt_remove, rt_unsubscriber, show, type_error,
 };
 use super::options;
 use super::owned::{live_listeners, live_timers};
-use crate::core::audio::le_bytes_to_pcm16;
+use crate::core::audio::{self, le_bytes_to_pcm16};
 use crate::core::{Input, Session, State, UsageError};
 
 /// The event types `on`, `once` and `off` accept.
@@ -32,8 +32,19 @@ pub const EVENT_TYPES: [&str; 8] = [
 const TS_TYPES: &'static str = r#"
 /** Connection state, as `client.state` and `state` events report it. */
 export type TranscriptionState =
-  | "idle" | "connecting" | "authenticating" | "open"
+  | "idle" | "connecting" | "authenticating" | "open" | "offline"
   | "reconnecting" | "closing" | "closed" | "failed";
+
+/** A credential: an API key (the `token` scheme, `Sec-WebSocket-Protocol: token, K`), or a short-lived access token with its scheme (Deepgram's token-grant JWTs use `bearer`). */
+export type Credential = string | { token: string; scheme?: "token" | "bearer" };
+
+/** Stable codes of `error` events and of errors thrown or rejected by the client. */
+export type ErrorCode =
+  | "auth-failed" | "bad-audio" | "fatal-close" | "max-attempts"
+  | "connect-timeout" | "token-failed" | "malformed-message" | "server-error" | "listener"
+  | "mic-permission" | "mic-unavailable" | "mic-ended" | "mic-active" | "mic-superseded"
+  | "audio-suspended" | "audio-context" | "audio-format"
+  | "closed" | "freed" | "usage" | "invalid-argument";
 
 /** Options of `new TranscriptionClient(options)`. Every field is checked; a bad one throws a TypeError or RangeError naming it. */
 export interface TranscriptionClientOptions {
@@ -43,10 +54,10 @@ export interface TranscriptionClientOptions {
   provider?: "deepgram" | "omi" | "generic";
   /** Extra WebSocket subprotocols. */
   protocols?: string[];
-  /** A static token (Deepgram/generic: sent as subprotocols ["token", T]; Omi: first-message auth). */
-  token?: string;
-  /** Called before every (re)connect; its token replaces `token`. A rejection counts as a failed attempt. */
-  getToken?: () => string | Promise<string>;
+  /** A static credential (Deepgram/generic: sent as subprotocols [scheme, T]; Omi: first-message auth). */
+  token?: Credential;
+  /** Called before every (re)connect; its credential replaces `token`. A rejection counts as a failed attempt. */
+  getToken?: () => Credential | Promise<Credential>;
   /** Language passed to the backend. */
   language?: string;
   /** Target sample rate of the PCM16 stream; default 16000. */
@@ -61,7 +72,7 @@ export interface TranscriptionClientOptions {
     /** Consecutive failed attempts before giving up; default Infinity. */ maxAttempts?: number;
     /** The attempt counter resets after a connection stayed open this long; default 10000. */ resetAfterMs?: number;
   };
-  keepalive?: { /** Default 5000. */ intervalMs?: number };
+  keepalive?: { /** Default: min(5000, watchdog.staleAfterMs / 3). */ intervalMs?: number };
   watchdog?: {
     /** No frame from the server for this long while one is expected: reconnect. Default 25000. */ staleAfterMs?: number;
     /** bufferedAmount not draining for this long: reconnect. Default 10000. */ stallAfterMs?: number;
@@ -81,16 +92,21 @@ export interface TranscriptionClientOptions {
 
 export interface StateEvent { state: TranscriptionState; previous: TranscriptionState; attempt: number; retryInMs: number | null; reason: string | null }
 export interface OpenEvent { connection: number; backlogChunks: number; resumeOffset: number | null }
-export interface TranscriptEvent { text: string; isFinal: boolean; speechFinal: boolean; start: number; end: number; speaker: string | null; channel: number }
+/** One word with its times, in seconds of stream time. */
+export interface TranscriptWord { word: string; start: number; end: number }
+/** `start`/`end` are seconds of stream time: from the first sample pushed, continuous across reconnects. */
+export interface TranscriptEvent { text: string; isFinal: boolean; speechFinal: boolean; start: number; end: number; speaker: string | null; channel: number; words: TranscriptWord[] }
 export interface MessageEvent { data: string }
-export interface DroppedEvent { chunks: number; bytes: number; audioMs: number; reason: "ttl" | "capacity" | "closed" | "failed" }
-export interface ErrorEvent { code: string; message: string; fatal: boolean; cause?: unknown }
+export interface DroppedEvent { chunks: number; bytes: number; audioMs: number; reason: "ttl" | "capacity" | "closed" | "failed" | "unconfirmed" | "format" }
+/** `fatal` is true only when the session is now failed. */
+export interface ErrorEvent { code: ErrorCode; message: string; fatal: boolean; cause?: unknown }
 export interface ReconnectingEvent { attempt: number; delayMs: number }
 export interface TranscriptionStats {
   bytesPushed: number; bytesSent: number; bytesAcked: number; bytesQueued: number; bytesDropped: number; bytesResent: number;
   chunksPushed: number; chunksSent: number; chunksQueued: number; chunksDropped: number; chunksReplayed: number;
   audioMsQueued: number; audioMsDropped: number; attempts: number; reconnects: number; keepalivesSent: number;
   messagesReceived: number; transcripts: number; bufferedAmount: number;
+  serverOffset: number | null; probesFailed: number; duplicateFinalsSuppressed: number;
 }
 export interface CloseSummary { code: number | null; reason: string; state: TranscriptionState; stats: TranscriptionStats }
 export interface TranscriptionEventMap {
@@ -98,7 +114,7 @@ export interface TranscriptionEventMap {
   dropped: DroppedEvent; error: ErrorEvent; close: CloseSummary; reconnecting: ReconnectingEvent;
 }
 /** Errors thrown or rejected by the client carry a stable `code` (and `field` for bad arguments). */
-export interface ClientError extends Error { code: string; field?: string }
+export interface ClientError extends Error { code: ErrorCode; field?: string }
 export interface CloseOptions { /** Send queued audio, finalize, await finals; default true. */ flush?: boolean; /** Bound; default closeTimeoutMs. */ timeoutMs?: number }
 export interface MicrophoneOptions {
   deviceId?: string; echoCancellation?: boolean; noiseSuppression?: boolean; autoGainControl?: boolean;
@@ -158,7 +174,7 @@ impl TranscriptionClient {
     pub fn connect(&self) -> Promise {
         let shared = self.shared.clone();
         Promise::new(&mut |resolve, reject| {
-            shared.with_input(|d, actions| match d.session.state() {
+            shared.run(move |d, actions| match d.session.state() {
                 State::Idle => match d.input(Input::Connect, actions) {
                     Ok(()) => d.pending.connect.push((resolve, reject)),
                     Err(e) => actions.push(Action::Settle(
@@ -166,7 +182,9 @@ impl TranscriptionClient {
                         client_error("usage", &e.to_string()),
                     )),
                 },
-                State::Open => actions.push(Action::Settle(resolve, JsValue::UNDEFINED)),
+                State::Open | State::Offline => {
+                    actions.push(Action::Settle(resolve, JsValue::UNDEFINED))
+                }
                 State::Connecting | State::Authenticating | State::Reconnecting => {
                     d.pending.connect.push((resolve, reject))
                 }
@@ -190,50 +208,57 @@ impl TranscriptionClient {
         samples: JsValue,
         #[wasm_bindgen(js_name = sampleRate)] sample_rate: Option<f64>,
     ) -> Result<(), JsValue> {
-        let shared = self.shared.clone();
-        shared.with_input(|d, actions| {
-            let rate = match sample_rate {
-                None => d.session.config().sample_rate,
-                Some(r) if r.fract() == 0.0 && (8_000.0..=192_000.0).contains(&r) => r as u32,
-                Some(r) => {
-                    return Err(range_error(
-                        "sampleRate",
-                        &format!("sendAudio(samples, sampleRate): sampleRate must be an integer in 8000..=192000, got {}", crate::core::num(r)),
-                    ))
-                }
-            };
-            let mut pcm = std::mem::take(&mut d.pcm);
-            pcm.clear();
-            let converted = if let Some(a) = samples.dyn_ref::<Int16Array>() {
-                d.pipeline.push_i16(&a.to_vec(), rate, &mut pcm)
-            } else if let Some(a) = samples.dyn_ref::<Float32Array>() {
-                d.pipeline.push_f32(&a.to_vec(), rate, &mut pcm)
-            } else if let Some(b) = samples.dyn_ref::<ArrayBuffer>() {
-                let bytes = Uint8Array::new(b).to_vec();
-                let mut raw = Vec::with_capacity(bytes.len() / 2);
-                if le_bytes_to_pcm16(&bytes, &mut raw).is_err() {
-                    d.pcm = pcm;
-                    return Err(range_error(
-                        "samples",
-                        &format!("sendAudio(samples): an ArrayBuffer must hold PCM16 (an even number of bytes), got {} bytes", bytes.len()),
-                    ));
-                }
-                d.pipeline.push_i16(&raw, rate, &mut pcm)
-            } else {
-                d.pcm = pcm;
-                return Err(type_error(
-                    "samples",
-                    &format!("sendAudio(samples): samples must be an Int16Array, a Float32Array or an ArrayBuffer of PCM16 little-endian, got {}", show(&samples)),
-                ));
-            };
-            if let Err(e) = converted {
-                d.pcm = pcm;
-                return Err(range_error("sampleRate", &e.to_string()));
+        let rate = match sample_rate {
+            None => None,
+            Some(r)
+                if r.fract() == 0.0
+                    && (f64::from(audio::MIN_RATE)..=f64::from(audio::MAX_RATE)).contains(&r) =>
+            {
+                Some(r as u32)
             }
-            let _ = d.input(Input::Audio(&pcm), actions);
-            d.pcm = pcm;
-            Ok(())
-        })
+            Some(r) => {
+                return Err(range_error(
+                    "sampleRate",
+                    &format!(
+                        "sendAudio(samples, sampleRate): sampleRate must be an integer in {}..={}, got {}",
+                        audio::MIN_RATE,
+                        audio::MAX_RATE,
+                        crate::core::num(r)
+                    ),
+                ))
+            }
+        };
+        let block = if let Some(a) = samples.dyn_ref::<Int16Array>() {
+            Block::I16(a.to_vec())
+        } else if let Some(a) = samples.dyn_ref::<Float32Array>() {
+            Block::F32(a.to_vec())
+        } else if let Some(b) = samples.dyn_ref::<ArrayBuffer>() {
+            let bytes = Uint8Array::new(b).to_vec();
+            let mut raw = Vec::with_capacity(bytes.len() / 2);
+            if le_bytes_to_pcm16(&bytes, &mut raw).is_err() {
+                return Err(range_error(
+                    "samples",
+                    &format!("sendAudio(samples): an ArrayBuffer must hold PCM16 (an even number of bytes), got {} bytes", bytes.len()),
+                ));
+            }
+            Block::I16(raw)
+        } else {
+            return Err(type_error(
+                "samples",
+                &format!("sendAudio(samples): samples must be an Int16Array, a Float32Array or an ArrayBuffer of PCM16 little-endian, got {}", show(&samples)),
+            ));
+        };
+        self.shared.run(move |d, actions| {
+            let rate = rate.unwrap_or(d.session.config().sample_rate);
+            let audio = match &block {
+                Block::I16(v) => AudioIn::I16(v),
+                Block::F32(v) => AudioIn::F32(v),
+            };
+            // The rate was checked above; a failure here is reported by
+            // `push_audio` as dropped audio, never silent.
+            let _ = d.push_audio(audio, rate, actions);
+        });
+        Ok(())
     }
 
     /// Closes. With `flush` (default true): sends what is queued, asks the
@@ -245,38 +270,42 @@ impl TranscriptionClient {
     pub fn close(&self, options: Option<JsValue>) -> Result<Promise, JsValue> {
         let (flush, timeout) = close_options(&options.unwrap_or(JsValue::UNDEFINED))?;
         let shared = self.shared.clone();
+        let weak = Rc::downgrade(&shared);
         Ok(Promise::new(&mut |resolve, _reject| {
-            shared.with_input(|d, actions| {
+            let weak = weak.clone();
+            shared.run(move |d, actions| {
                 if let Some(summary) = d.closed.clone() {
                     actions.push(Action::Settle(resolve, summary));
-                } else {
-                    d.pending.close.push(resolve);
-                    if !d.ready_once {
-                        // The contract: close() before readiness rejects
-                        // connect(), even while a flush still runs.
-                        for (_, reject) in d.pending.connect.drain(..) {
-                            let e = client_error(
-                                "closed",
-                                "close() was called before the session was ready",
-                            );
-                            actions.push(Action::Settle(reject, e));
-                        }
+                    return;
+                }
+                d.pending.close.push(resolve);
+                if !d.ready_once {
+                    // The contract: close() before readiness rejects
+                    // connect(), even while a flush still runs.
+                    for (_, reject) in d.pending.connect.drain(..) {
+                        let e = client_error(
+                            "closed",
+                            "close() was called before the session was ready",
+                        );
+                        actions.push(Action::Settle(reject, e));
                     }
-                    // A capture still starting is abandoned (it rejects).
-                    d.capture_starting = false;
-                    let stopping_mic = match d.capture.as_mut() {
-                        // Deliver what the microphone still holds before
-                        // the close starts; `capture::finish` feeds it then.
-                        Some(c) if flush => {
-                            c.stop(Rc::downgrade(&shared));
-                            true
-                        }
-                        _ => false,
-                    };
-                    if stopping_mic {
-                        d.close_after_mic.get_or_insert((flush, timeout));
-                    } else {
-                        d.capture = None;
+                }
+                // A capture still starting is abandoned (it rejects).
+                d.mic.generation += 1;
+                d.mic.starting = None;
+                match d.mic.capture.as_mut() {
+                    // What the microphone still holds (the worklet's last
+                    // batch, the resampler's tail) is delivered before the
+                    // close starts, flushing or not: without a flush it is
+                    // then reported dropped with the rest, never lost
+                    // silently. `capture::finish` feeds the close.
+                    Some(c) => {
+                        c.stop(weak);
+                        d.mic.close_after.get_or_insert((flush, timeout));
+                    }
+                    None => {
+                        // Audio from `sendAudio` still in the resampler.
+                        d.flush_pipeline(actions);
                         let _ = d.input(Input::Close { flush, timeout }, actions);
                     }
                 }
@@ -287,13 +316,10 @@ impl TranscriptionClient {
     /// The connection state.
     #[wasm_bindgen(getter, unchecked_return_type = "TranscriptionState")]
     pub fn state(&self) -> String {
-        self.shared
-            .driver
-            .borrow()
-            .session
-            .state()
-            .as_str()
-            .to_string()
+        match self.shared.driver.try_borrow() {
+            Ok(d) => d.session.state().as_str().to_string(),
+            Err(_) => self.shared.last_state.get().as_str().to_string(),
+        }
     }
 
     /// Counters: bytes/chunks pushed, sent, acked, queued, dropped,
@@ -301,7 +327,11 @@ impl TranscriptionClient {
     /// `bytesPushed == bytesSent + bytesQueued + bytesDropped`.
     #[wasm_bindgen(unchecked_return_type = "TranscriptionStats")]
     pub fn stats(&self) -> JsValue {
-        stats_js(&self.shared.driver.borrow().session.stats())
+        match self.shared.driver.try_borrow() {
+            Ok(d) => stats_js(&d.session.stats()),
+            // Only inside a synchronous browser callback of our own call.
+            Err(_) => JsValue::NULL,
+        }
     }
 
     /// Live JS callbacks held by all clients in this page (listeners and
@@ -319,49 +349,59 @@ impl TranscriptionClient {
     /// through reconnects (audio waits in the queue) and may start before
     /// `connect()` (audio is queued, bounded by `buffer.ttlMs`). Rejects
     /// with code `mic-active` if already capturing, `closed` after
-    /// `close()`, `mic-permission` (also a fatal `error` event) when the
-    /// user or policy denies the microphone.
+    /// `close()`, `mic-superseded` when a later `startMicrophone()` or a
+    /// `stopMicrophone()` came before it was running, `mic-permission`
+    /// (also an `error` event) when the user or policy denies the microphone.
     #[wasm_bindgen(js_name = startMicrophone, skip_typescript)]
     pub fn start_microphone(&self, options: Option<JsValue>) -> Result<Promise, JsValue> {
         let o = capture::parse_options(&options.unwrap_or(JsValue::UNDEFINED))?;
-        let draining = self
-            .shared
-            .driver
-            .borrow()
-            .capture
-            .as_ref()
-            .is_some_and(|c| c.is_stopping());
-        if draining {
-            // A stop still waiting for the worklet's last batch (switching
-            // devices): finish it now, flushing the resampler's tail.
-            capture::finish(&self.shared);
-        }
-        {
-            let mut d = self.shared.driver.borrow_mut();
-            let state = d.session.state();
-            if state.is_terminal() || state == State::Closing {
-                return Ok(Promise::reject(&client_error(
-                    "closed",
-                    "startMicrophone() after close(): create a new client",
-                )));
-            }
-            if d.capture.is_some() || d.capture_starting {
-                return Ok(Promise::reject(&client_error(
-                    "mic-active",
-                    "the microphone is already capturing; call stopMicrophone() first",
-                )));
-            }
-            d.capture_starting = true;
-        }
-        let weak = Rc::downgrade(&self.shared);
-        Ok(wasm_bindgen_futures::future_to_promise(async move {
-            let r = capture::start(weak.clone(), o).await;
-            if r.is_err() {
-                if let Some(s) = weak.upgrade() {
-                    s.driver.borrow_mut().capture_starting = false;
+        let shared = self.shared.clone();
+        let weak = Rc::downgrade(&shared);
+        let mut o = Some(o);
+        Ok(Promise::new(&mut |resolve, reject| {
+            let weak = weak.clone();
+            let o = o.take().expect("a Promise executor runs once");
+            shared.run(move |d, actions| {
+                if d.mic.capture.as_ref().is_some_and(|c| c.is_stopping()) {
+                    // A stop still waiting for the worklet's last batch
+                    // (switching devices): finish it now, flushing the
+                    // resampler's tail.
+                    capture::finish_in(d, actions);
                 }
-            }
-            r.map(|()| JsValue::UNDEFINED)
+                let state = d.session.state();
+                if state.is_terminal() || state == State::Closing {
+                    let e = client_error(
+                        "closed",
+                        "startMicrophone() after close(): create a new client",
+                    );
+                    actions.push(Action::Settle(reject, e));
+                    return;
+                }
+                if d.mic.capture.is_some() {
+                    let e = client_error(
+                        "mic-active",
+                        "the microphone is already capturing; call stopMicrophone() first",
+                    );
+                    actions.push(Action::Settle(reject, e));
+                    return;
+                }
+                // The latest call wins: a start still in progress is
+                // superseded and rejects when it completes.
+                d.mic.generation += 1;
+                let generation = d.mic.generation;
+                d.mic.starting = Some(generation);
+                wasm_bindgen_futures::spawn_local(async move {
+                    let r = capture::start(weak, o, generation).await;
+                    match r {
+                        Ok(()) => {
+                            let _ = resolve.call0(&JsValue::NULL);
+                        }
+                        Err(e) => {
+                            let _ = reject.call1(&JsValue::NULL, &e);
+                        }
+                    }
+                });
+            });
         }))
     }
 
@@ -369,24 +409,25 @@ impl TranscriptionClient {
     /// the worklet and the resampler are delivered, then the AudioContext
     /// closes. Resolves when that is done (at most ~0.5 s). The audio
     /// captured so far stays queued and is sent. Harmless when not
-    /// capturing. `close({flush: true})` does this by itself.
+    /// capturing. A `startMicrophone()` still in progress rejects with
+    /// `mic-superseded`. `close()` does this by itself.
     #[wasm_bindgen(js_name = stopMicrophone, unchecked_return_type = "Promise<void>")]
     pub fn stop_microphone(&self) -> Promise {
         let weak = Rc::downgrade(&self.shared);
         let shared = self.shared.clone();
         Promise::new(&mut |resolve, _reject| {
-            let mut d = shared.driver.borrow_mut();
-            d.capture_starting = false;
-            match d.capture.as_mut() {
-                Some(c) => {
-                    c.stop(weak.clone());
-                    d.mic_stopped.push(resolve);
+            let weak = weak.clone();
+            shared.run(move |d, actions| {
+                d.mic.generation += 1;
+                d.mic.starting = None;
+                match d.mic.capture.as_mut() {
+                    Some(c) => {
+                        c.stop(weak);
+                        d.mic.stopped.push(resolve);
+                    }
+                    None => actions.push(Action::Settle(resolve, JsValue::UNDEFINED)),
                 }
-                None => {
-                    drop(d);
-                    let _ = resolve.call0(&JsValue::NULL);
-                }
-            }
+            })
         })
     }
 
@@ -395,10 +436,8 @@ impl TranscriptionClient {
     pub fn capturing(&self) -> bool {
         self.shared
             .driver
-            .borrow()
-            .capture
-            .as_ref()
-            .is_some_and(|c| !c.is_stopping())
+            .try_borrow()
+            .is_ok_and(|d| d.mic.capture.as_ref().is_some_and(|c| !c.is_stopping()))
     }
 
     /// Adds a listener; returns a function that removes it.
@@ -472,6 +511,13 @@ impl TranscriptionClient {
         };
         Ok((set, f.clone()))
     }
+}
+
+/// A copy of the caller's samples, owned so the work can wait for the
+/// driver (see [`Shared::run`]).
+enum Block {
+    I16(Vec<i16>),
+    F32(Vec<f32>),
 }
 
 /// Resample → PCM16 → fixed-size chunks, the path every captured block

@@ -17,7 +17,7 @@ use web_sys::{
     MediaStreamTrack, MessageEvent,
 };
 
-use super::driver::{Action, Shared};
+use super::driver::{Action, AudioIn, Driver, Shared};
 use super::js::{client_error, describe, obj};
 use super::owned::Listener;
 use crate::core::Input;
@@ -101,24 +101,21 @@ impl Capture {
 /// Tears the capture down and flushes the resampler's tail into the
 /// session, so stopping loses nothing.
 pub(crate) fn finish(shared: &Rc<Shared>) {
-    shared.with_input(|d, actions| {
-        if d.capture.take().is_none() {
-            return;
-        }
-        let mut pcm = std::mem::take(&mut d.pcm);
-        pcm.clear();
-        d.pipeline.flush(&mut pcm);
-        if !pcm.is_empty() {
-            let _ = d.input(Input::Audio(&pcm), actions);
-        }
-        d.pcm = pcm;
-        for resolve in d.mic_stopped.drain(..) {
-            actions.push(Action::Settle(resolve, JsValue::UNDEFINED));
-        }
-        if let Some((flush, timeout)) = d.close_after_mic.take() {
-            let _ = d.input(Input::Close { flush, timeout }, actions);
-        }
-    });
+    shared.run(finish_in);
+}
+
+/// [`finish`], on a driver already borrowed.
+pub(crate) fn finish_in(d: &mut Driver, actions: &mut Vec<Action>) {
+    if d.mic.capture.take().is_none() {
+        return;
+    }
+    d.flush_pipeline(actions);
+    for resolve in d.mic.stopped.drain(..) {
+        actions.push(Action::Settle(resolve, JsValue::UNDEFINED));
+    }
+    if let Some((flush, timeout)) = d.mic.close_after.take() {
+        let _ = d.input(Input::Close { flush, timeout }, actions);
+    }
 }
 
 fn stop_tracks(stream: &MediaStream) {
@@ -239,8 +236,14 @@ pub(crate) fn parse_options(v: &JsValue) -> Result<MicOptions, JsValue> {
     Ok(o)
 }
 
-/// Starts capture; resolves when audio flows into the session.
-pub(crate) async fn start(shared: Weak<Shared>, o: MicOptions) -> Result<(), JsValue> {
+/// Starts capture; resolves when audio flows into the session. `generation`
+/// is the start's ticket: if a later start or a stop came in meanwhile,
+/// this one rejects with `mic-superseded` and releases what it opened.
+pub(crate) async fn start(
+    shared: Weak<Shared>,
+    o: MicOptions,
+    generation: u64,
+) -> Result<(), JsValue> {
     let window = web_sys::window().ok_or_else(|| client_error("mic-unavailable", "no window"))?;
     let devices = window.navigator().media_devices().map_err(|_| {
         client_error(
@@ -273,12 +276,23 @@ pub(crate) async fn start(shared: Weak<Shared>, o: MicOptions) -> Result<(), JsV
                 .ok()
                 .and_then(|n| n.as_string())
                 .unwrap_or_default();
-            let (code, fatal) = match name.as_str() {
-                "NotAllowedError" | "SecurityError" => ("mic-permission", true),
-                _ => ("mic-unavailable", false),
+            let code = match name.as_str() {
+                "NotAllowedError" | "SecurityError" => "mic-permission",
+                _ => "mic-unavailable",
             };
             let message = format!("microphone: {name}: {}", describe(&e));
-            report(&shared, code, &message, fatal);
+            // Fatal to the capture, not to the session: `fatal` means the
+            // session is now failed, and it is not (sendAudio still works,
+            // startMicrophone may be retried after the user allows it).
+            report(&shared, code, &message, false);
+            if let Some(s) = shared.upgrade() {
+                let stale = generation;
+                s.run(move |d, _| {
+                    if d.mic.starting == Some(stale) {
+                        d.mic.starting = None;
+                    }
+                });
+            }
             return Err(client_error(code, &message));
         }
     };
@@ -355,7 +369,7 @@ pub(crate) async fn start(shared: Weak<Shared>, o: MicOptions) -> Result<(), JsV
             .and_then(|l| l.as_bool())
             == Some(true);
         if let Some(shared) = s.upgrade() {
-            push_block(&shared, &samples.to_vec(), rate as u32);
+            push_block(&shared, samples.to_vec(), rate as u32);
             if last {
                 finish(&shared);
             }
@@ -366,29 +380,23 @@ pub(crate) async fn start(shared: Weak<Shared>, o: MicOptions) -> Result<(), JsV
         let s = shared.clone();
         let track: &web_sys::EventTarget = t.unchecked_ref();
         listeners.push(Listener::new(track, "ended", move |_| {
-            if let Some(shared) = s.upgrade() {
-                let ours = {
-                    let mut d = shared.driver.borrow_mut();
-                    match d.capture.as_mut() {
-                        // Our own stopMicrophone() ended the track.
-                        Some(c) if c.is_stopping() => true,
-                        // Unplugged or revoked: deliver what the worklet
-                        // holds, then tear down.
-                        Some(c) => {
-                            c.stop(Rc::downgrade(&shared));
-                            false
-                        }
-                        None => true,
-                    }
-                };
-                if !ours {
-                    shared.perform(vec![mic_error(
+            let Some(shared) = s.upgrade() else { return };
+            let weak = Rc::downgrade(&shared);
+            shared.run(move |d, actions| match d.mic.capture.as_mut() {
+                // Our own stopMicrophone() ended the track.
+                Some(c) if c.is_stopping() => {}
+                // Unplugged or revoked: deliver what the worklet holds,
+                // then tear down.
+                Some(c) => {
+                    c.stop(weak);
+                    actions.push(mic_error(
                         "mic-ended",
                         "the microphone was disconnected or stopped; call startMicrophone() to capture again",
                         false,
-                    )]);
+                    ));
                 }
-            }
+                None => {}
+            });
         }));
     }
     if ctx.state() == AudioContextState::Suspended {
@@ -421,32 +429,46 @@ pub(crate) async fn start(shared: Weak<Shared>, o: MicOptions) -> Result<(), JsV
     let Some(shared) = shared.upgrade() else {
         return Err(client_error("closed", "the client was freed"));
     };
-    let mut d = shared.driver.borrow_mut();
-    if !std::mem::replace(&mut d.capture_starting, false) {
-        return Err(client_error(
-            "mic-stopped",
-            "stopMicrophone() was called before capture started",
-        ));
-    }
-    if d.session.state().is_terminal() {
-        return Err(client_error(
+    // Installed in order with everything else (never a direct borrow);
+    // the verdict comes back through this cell.
+    let verdict: Rc<std::cell::RefCell<Option<Result<(), JsValue>>>> = Rc::default();
+    let out = verdict.clone();
+    shared.run(move |d, _| {
+        let r = if d.mic.starting != Some(generation) {
+            // Dropping `capture` releases the tracks and the context.
+            Err(client_error(
+                "mic-superseded",
+                "a later startMicrophone() or stopMicrophone() came before this one was running",
+            ))
+        } else if d.session.state().is_terminal() {
+            Err(client_error(
+                "closed",
+                "the client was closed while the microphone was starting",
+            ))
+        } else {
+            d.mic.starting = None;
+            d.mic.capture = Some(capture);
+            Ok(())
+        };
+        *out.borrow_mut() = Some(r);
+    });
+    let r = verdict.borrow_mut().take();
+    r.unwrap_or_else(|| {
+        Err(client_error(
             "closed",
-            "the client was closed while the microphone was starting",
-        ));
-    }
-    d.capture = Some(capture);
-    Ok(())
+            "the client was freed while the microphone was starting",
+        ))
+    })
 }
 
-/// Feeds one worklet batch into the session.
-pub(crate) fn push_block(shared: &Rc<Shared>, samples: &[f32], rate: u32) {
-    shared.with_input(|d, actions| {
-        let mut pcm = std::mem::take(&mut d.pcm);
-        pcm.clear();
-        if d.pipeline.push_f32(samples, rate, &mut pcm).is_ok() {
-            let _ = d.input(Input::Audio(&pcm), actions);
+/// Feeds one worklet batch into the session. A batch at a rate the
+/// resampler does not support is reported dropped (reason `format`) with
+/// an `audio-format` error, never discarded silently.
+pub(crate) fn push_block(shared: &Rc<Shared>, samples: Vec<f32>, rate: u32) {
+    shared.run(move |d, actions| {
+        if let Err(e) = d.push_audio(AudioIn::F32(&samples), rate, actions) {
+            actions.push(mic_error("audio-format", &e.to_string(), false));
         }
-        d.pcm = pcm;
     });
 }
 

@@ -1,7 +1,15 @@
 //! The run loop: feed one input to the core, drain its outputs into browser
 //! calls, then, with every borrow released, call JS.
+//!
+//! One discipline for every entry (browser events and API calls alike):
+//! [`Shared::run`]. If the driver is already borrowed (only possible when a
+//! browser API dispatches an event synchronously inside one of our own
+//! calls), the work is queued and runs right after the current one, in
+//! order, instead of panicking (which, with `panic = "abort"`, would kill
+//! the whole client).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Function, Map, Set};
@@ -12,7 +20,10 @@ use super::lifecycle::Lifecycle;
 use super::socket::Socket;
 use super::timer::WakeUp;
 use crate::core::audio::AudioPipeline;
-use crate::core::{Event, Input, Output, Session, SocketId, Stats, UsageError};
+use crate::core::{
+    Clock, Credential, Event, Input, Output, Session, SocketId, State, Stats, TokenRequest,
+    TokenScheme, UsageError,
+};
 
 /// Browser happenings, owned (the core's [`Input`] borrows).
 #[derive(Debug, Clone)]
@@ -25,8 +36,9 @@ pub(crate) enum Incoming {
     Online,
     Offline,
     Hidden,
+    Frozen,
     Resumed,
-    Token(Result<String, String>),
+    Token(TokenRequest, Result<Credential, String>),
     Timeout,
 }
 
@@ -36,9 +48,11 @@ pub(crate) enum Action {
     Dispatch(&'static str, JsValue),
     /// Settle a promise.
     Settle(Function, JsValue),
-    /// Call `getToken`.
-    GetToken,
+    /// Call `getToken` for this request.
+    GetToken(TokenRequest),
 }
+
+type Deferred = Box<dyn FnOnce(&mut Driver, &mut Vec<Action>)>;
 
 /// What the closures hold (weakly) and the client holds (strongly).
 pub(crate) struct Shared {
@@ -47,6 +61,11 @@ pub(crate) struct Shared {
     /// a plain JS unsubscribe function.
     pub(crate) listeners: Map,
     pub(crate) get_token: Option<Function>,
+    /// Work that arrived while the driver was borrowed, run in order as
+    /// soon as it is free.
+    deferred: RefCell<VecDeque<Deferred>>,
+    /// The state after the last run, for getters called re-entrantly.
+    pub(crate) last_state: Cell<State>,
 }
 
 /// Connect and close promises waiting for the session.
@@ -56,12 +75,30 @@ pub(crate) struct Pending {
     pub(crate) close: Vec<Function>,
 }
 
+/// Microphone bookkeeping.
+#[derive(Default)]
+pub(crate) struct Mic {
+    /// The running capture.
+    pub(crate) capture: Option<super::capture::Capture>,
+    /// Bumped by every `startMicrophone()` and `stopMicrophone()`: a start
+    /// still in progress whose generation is no longer current lost the
+    /// race (a later start or a stop came in) and rejects.
+    pub(crate) generation: u64,
+    /// The generation of the start in progress, if any.
+    pub(crate) starting: Option<u64>,
+    /// `stopMicrophone()` promises, resolved when the capture is torn down.
+    pub(crate) stopped: Vec<Function>,
+    /// A `close()` waiting for the microphone's last samples: (flush, timeout).
+    pub(crate) close_after: Option<(bool, Option<std::time::Duration>)>,
+}
+
 /// Everything the run loop mutates.
 pub(crate) struct Driver {
     pub(crate) session: Session,
     socket: Option<(SocketId, Socket)>,
     wake: WakeUp,
-    _lifecycle: Option<Lifecycle>,
+    lifecycle: Option<Lifecycle>,
+    clock: Clock,
     pub(crate) pipeline: AudioPipeline,
     pub(crate) pcm: Vec<i16>,
     pub(crate) pending: Pending,
@@ -73,14 +110,7 @@ pub(crate) struct Driver {
     weak: Weak<Shared>,
     /// Inputs produced while draining (e.g. a socket that failed to open).
     later: Vec<Incoming>,
-    /// The running microphone capture.
-    pub(crate) capture: Option<super::capture::Capture>,
-    /// `startMicrophone()` is in progress (cleared by `stopMicrophone()` to cancel it).
-    pub(crate) capture_starting: bool,
-    /// `stopMicrophone()` promises, resolved when the capture is torn down.
-    pub(crate) mic_stopped: Vec<Function>,
-    /// A `close()` waiting for the microphone's last samples: (flush, timeout).
-    pub(crate) close_after_mic: Option<(bool, Option<std::time::Duration>)>,
+    pub(crate) mic: Mic,
 }
 
 impl Shared {
@@ -91,7 +121,8 @@ impl Shared {
                 session,
                 socket: None,
                 wake: WakeUp::default(),
-                _lifecycle: Some(Lifecycle::attach(weak.clone())),
+                lifecycle: Some(Lifecycle::attach(weak.clone())),
+                clock: Clock::new(),
                 pipeline: AudioPipeline::new(rate).expect("sample rate validated by Config"),
                 pcm: Vec::new(),
                 pending: Pending::default(),
@@ -100,50 +131,51 @@ impl Shared {
                 closed: None,
                 weak: weak.clone(),
                 later: Vec::new(),
-                capture: None,
-                capture_starting: false,
-                mic_stopped: Vec::new(),
-                close_after_mic: None,
+                mic: Mic::default(),
             }),
             listeners: Map::new(),
             get_token,
+            deferred: RefCell::new(VecDeque::new()),
+            last_state: Cell::new(State::Idle),
         })
+    }
+
+    /// Runs `f` on the driver, then performs the JS calls it collected
+    /// with no borrow held. The one way in: when the driver is busy (a
+    /// browser API dispatched an event synchronously inside our own call),
+    /// `f` waits and runs right after the current work, never panics.
+    pub(crate) fn run(self: &Rc<Self>, f: impl FnOnce(&mut Driver, &mut Vec<Action>) + 'static) {
+        let Ok(mut d) = self.driver.try_borrow_mut() else {
+            self.deferred.borrow_mut().push_back(Box::new(f));
+            return;
+        };
+        let mut actions = Vec::new();
+        f(&mut d, &mut actions);
+        self.last_state.set(d.session.state());
+        drop(d);
+        self.perform(actions);
+        // Work queued meanwhile, in arrival order (each may queue more).
+        loop {
+            let next = self.deferred.borrow_mut().pop_front();
+            let Some(f) = next else { break };
+            let Ok(mut d) = self.driver.try_borrow_mut() else {
+                // An outer run still holds it: it drains the queue.
+                self.deferred.borrow_mut().push_front(f);
+                break;
+            };
+            let mut actions = Vec::new();
+            f(&mut d, &mut actions);
+            self.last_state.set(d.session.state());
+            drop(d);
+            self.perform(actions);
+        }
     }
 
     /// Feeds a browser happening and performs what follows.
     pub(crate) fn feed(self: &Rc<Self>, incoming: Incoming) {
-        let actions = {
-            let Ok(mut d) = self.driver.try_borrow_mut() else {
-                // Only possible if a browser API dispatched an event
-                // synchronously inside our own call; defer it.
-                let weak = Rc::downgrade(self);
-                wasm_bindgen_futures::spawn_local(async move {
-                    if let Some(s) = weak.upgrade() {
-                        s.feed(incoming);
-                    }
-                });
-                return;
-            };
-            let mut actions = Vec::new();
-            let _ = d.feed(incoming, &mut actions);
-            actions
-        };
-        self.perform(actions);
-    }
-
-    /// Runs `f` on the driver with the session input it returns, then
-    /// performs the actions. For API calls that pass borrowed data.
-    pub(crate) fn with_input<R>(
-        self: &Rc<Self>,
-        f: impl FnOnce(&mut Driver, &mut Vec<Action>) -> R,
-    ) -> R {
-        let mut actions = Vec::new();
-        let r = {
-            let mut d = self.driver.borrow_mut();
-            f(&mut d, &mut actions)
-        };
-        self.perform(actions);
-        r
+        self.run(move |d, actions| {
+            let _ = d.feed(incoming, actions);
+        });
     }
 
     /// Calls JS. No borrow of the driver is held here, so listeners may
@@ -155,7 +187,7 @@ impl Shared {
                 Action::Settle(f, v) => {
                     let _ = f.call1(&JsValue::NULL, &v);
                 }
-                Action::GetToken => self.call_get_token(),
+                Action::GetToken(req) => self.call_get_token(req),
             }
         }
     }
@@ -195,7 +227,7 @@ impl Shared {
         }
     }
 
-    fn call_get_token(self: &Rc<Self>) {
+    fn call_get_token(self: &Rc<Self>, req: TokenRequest) {
         let Some(f) = self.get_token.clone() else {
             return;
         };
@@ -206,28 +238,61 @@ impl Shared {
                 Err(e) => Err(describe(&e)),
                 Ok(v) => {
                     match wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&v)).await {
-                        Ok(t) => t
-                            .as_string()
-                            .ok_or_else(|| "getToken must resolve to a string".to_string()),
+                        Ok(t) => credential(&t).map_err(str::to_string),
                         Err(e) => Err(describe(&e)),
                     }
                 }
             };
             if let Some(s) = weak.upgrade() {
-                s.feed(Incoming::Token(outcome));
+                s.feed(Incoming::Token(req, outcome));
             }
         });
     }
 }
 
+/// A credential from JS: a string (an API key, the `token` scheme) or
+/// `{ token, scheme: "token" | "bearer" }` (Deepgram's short-lived JWTs use
+/// `bearer`).
+pub(crate) fn credential(v: &JsValue) -> Result<Credential, &'static str> {
+    if let Some(t) = v.as_string() {
+        return Ok(Credential::token(t));
+    }
+    const SHAPE: &str =
+        "a token must be a string or { token: string, scheme?: \"token\" | \"bearer\" }";
+    if !v.is_object() {
+        return Err(SHAPE);
+    }
+    let get = |k: &str| js_sys::Reflect::get(v, &k.into()).unwrap_or(JsValue::UNDEFINED);
+    let token = get("token").as_string().ok_or(SHAPE)?;
+    let scheme = match get("scheme") {
+        s if s.is_undefined() => TokenScheme::Token,
+        s => match s.as_string().as_deref() {
+            Some("token") => TokenScheme::Token,
+            Some("bearer") => TokenScheme::Bearer,
+            _ => return Err(SHAPE),
+        },
+    };
+    Ok(Credential { token, scheme })
+}
+
 impl Driver {
+    /// The session's `now` (monotonic), telling the session first when
+    /// the wall clock shows the machine slept since the last event.
+    fn now(&mut self) -> crate::core::Instant {
+        let (now, slept) = self.clock.observe(super::mono_ms(), js_sys::Date::now());
+        if let Some(d) = slept {
+            let _ = self.session.handle_input(now, Input::Slept(d));
+        }
+        now
+    }
+
     /// One input, then drain. `Err` only for misuse (API calls).
     pub(crate) fn feed(
         &mut self,
         incoming: Incoming,
         actions: &mut Vec<Action>,
     ) -> Result<(), UsageError> {
-        let now = super::now();
+        let now = self.now();
         if matches!(incoming, Incoming::Timeout) {
             self.wake.fired();
             // The timer is a chance to look at the send buffer too: the
@@ -237,30 +302,31 @@ impl Driver {
                 let _ = self.session.handle_input(now, Input::BufferedAmount(id, b));
             }
         }
-        let r = match &incoming {
-            Incoming::Opened(id) => self.session.handle_input(now, Input::SocketOpened(*id)),
-            Incoming::Text(id, t) => self.session.handle_input(now, Input::SocketText(*id, t)),
-            Incoming::Binary(id, b) => self.session.handle_input(now, Input::SocketBinary(*id, b)),
+        let r = match incoming {
+            Incoming::Opened(id) => self.session.handle_input(now, Input::SocketOpened(id)),
+            Incoming::Text(id, t) => self.session.handle_input(now, Input::SocketText(id, &t)),
+            Incoming::Binary(id, b) => self.session.handle_input(now, Input::SocketBinary(id, &b)),
             Incoming::Closed(id, code, reason) => {
-                if self.socket.as_ref().is_some_and(|(sid, _)| sid == id) {
+                if self.socket.as_ref().is_some_and(|(sid, _)| *sid == id) {
                     // The socket is dead; drop it (listeners first).
                     self.socket = None;
                 }
                 self.session.handle_input(
                     now,
                     Input::SocketClosed {
-                        id: *id,
-                        code: *code,
-                        reason,
+                        id,
+                        code,
+                        reason: &reason,
                     },
                 )
             }
-            Incoming::Error(id) => self.session.handle_input(now, Input::SocketError(*id)),
+            Incoming::Error(id) => self.session.handle_input(now, Input::SocketError(id)),
             Incoming::Online => self.session.handle_input(now, Input::Online),
             Incoming::Offline => self.session.handle_input(now, Input::Offline),
             Incoming::Hidden => self.session.handle_input(now, Input::PageHidden),
+            Incoming::Frozen => self.session.handle_input(now, Input::PageFrozen),
             Incoming::Resumed => self.session.handle_input(now, Input::PageResumed),
-            Incoming::Token(t) => match self.session.handle_input(now, Input::Token(t.clone())) {
+            Incoming::Token(req, t) => match self.session.handle_input(now, Input::Token(req, t)) {
                 // A token for an attempt that already timed out: harmless.
                 Err(UsageError::UnexpectedToken) => Ok(()),
                 r => r,
@@ -277,9 +343,52 @@ impl Driver {
         input: Input<'_>,
         actions: &mut Vec<Action>,
     ) -> Result<(), UsageError> {
-        let r = self.session.handle_input(super::now(), input);
+        let now = self.now();
+        let r = self.session.handle_input(now, input);
         self.drain(actions);
         r
+    }
+
+    /// Converts captured or sent audio and feeds it. Audio that cannot be
+    /// converted (an unsupported rate) is reported dropped, never discarded.
+    pub(crate) fn push_audio(
+        &mut self,
+        samples: AudioIn<'_>,
+        rate: u32,
+        actions: &mut Vec<Action>,
+    ) -> Result<(), crate::core::audio::ResampleError> {
+        let mut pcm = std::mem::take(&mut self.pcm);
+        pcm.clear();
+        let (converted, frames) = match samples {
+            AudioIn::F32(s) => (self.pipeline.push_f32(s, rate, &mut pcm), s.len()),
+            AudioIn::I16(s) => (self.pipeline.push_i16(s, rate, &mut pcm), s.len()),
+        };
+        let r = match converted {
+            Ok(()) => {
+                let _ = self.input(Input::Audio(&pcm), actions);
+                Ok(())
+            }
+            Err(e) => {
+                let target = u64::from(self.session.config().sample_rate);
+                let lost = (frames as u64 * target).div_ceil(u64::from(rate.max(1)));
+                let _ = self.input(Input::AudioLost(lost), actions);
+                Err(e)
+            }
+        };
+        self.pcm = pcm;
+        r
+    }
+
+    /// Delivers the resampler's look-ahead (a few ms) into the session, so
+    /// nothing captured or sent stays behind in the filter.
+    pub(crate) fn flush_pipeline(&mut self, actions: &mut Vec<Action>) {
+        let mut pcm = std::mem::take(&mut self.pcm);
+        pcm.clear();
+        self.pipeline.flush(&mut pcm);
+        if !pcm.is_empty() {
+            let _ = self.input(Input::Audio(&pcm), actions);
+        }
+        self.pcm = pcm;
     }
 
     /// Carries out every output of the session.
@@ -318,18 +427,19 @@ impl Driver {
                             s.close(code, &reason);
                         }
                     }
-                    Output::RequestToken => actions.push(Action::GetToken),
+                    Output::RequestToken(req) => actions.push(Action::GetToken(req)),
                     Output::Event(e) => self.on_event(e, actions),
                     Output::Timeout(at) => {
-                        self.wake.arm(at, super::now(), &self.weak);
+                        let now = self.now();
+                        self.wake.arm(at, now, &self.weak);
                         break;
                     }
                 }
             }
-            let now = super::now();
             if sent {
                 if let Some((id, s)) = &self.socket {
                     let (id, b) = (*id, s.buffered_amount());
+                    let now = self.now();
                     let _ = self.session.handle_input(now, Input::BufferedAmount(id, b));
                     continue;
                 }
@@ -377,18 +487,29 @@ impl Driver {
                     ]),
                 ));
             }
-            Event::Transcript(t) => actions.push(Action::Dispatch(
-                "transcript",
-                obj(&[
-                    ("text", t.text.into()),
-                    ("isFinal", t.is_final.into()),
-                    ("speechFinal", t.speech_final.into()),
-                    ("start", t.start.into()),
-                    ("end", t.end.into()),
-                    ("speaker", opt_str(t.speaker.as_deref())),
-                    ("channel", t.channel.into()),
-                ]),
-            )),
+            Event::Transcript(t) => {
+                let words = js_sys::Array::new();
+                for w in &t.words {
+                    words.push(&obj(&[
+                        ("word", w.word.as_str().into()),
+                        ("start", w.start.into()),
+                        ("end", w.end.into()),
+                    ]));
+                }
+                actions.push(Action::Dispatch(
+                    "transcript",
+                    obj(&[
+                        ("text", t.text.into()),
+                        ("isFinal", t.is_final.into()),
+                        ("speechFinal", t.speech_final.into()),
+                        ("start", t.start.into()),
+                        ("end", t.end.into()),
+                        ("speaker", opt_str(t.speaker.as_deref())),
+                        ("channel", t.channel.into()),
+                        ("words", words.into()),
+                    ]),
+                ))
+            }
             Event::Message(text) => {
                 actions.push(Action::Dispatch("message", obj(&[("data", text.into())])))
             }
@@ -435,13 +556,14 @@ impl Driver {
                 self.closed = Some(summary.clone());
                 // Tear down now: no timer, socket or microphone outlives
                 // the session.
-                self.wake.arm(None, super::now(), &self.weak);
-                self.capture = None;
-                self.capture_starting = false;
-                self.close_after_mic = None;
+                let now = self.now();
+                self.wake.arm(None, now, &self.weak);
+                self.mic.capture = None;
+                self.mic.starting = None;
+                self.mic.close_after = None;
                 // A closed client needs no page lifecycle events either.
-                self._lifecycle = None;
-                for resolve in self.mic_stopped.drain(..) {
+                self.lifecycle = None;
+                for resolve in self.mic.stopped.drain(..) {
                     actions.push(Action::Settle(resolve, JsValue::UNDEFINED));
                 }
                 if let Some((_, s)) = self.socket.take() {
@@ -465,6 +587,12 @@ impl Driver {
     }
 }
 
+/// Audio handed to [`Driver::push_audio`].
+pub(crate) enum AudioIn<'a> {
+    F32(&'a [f32]),
+    I16(&'a [i16]),
+}
+
 impl Drop for Driver {
     /// `free()` / `[Symbol.dispose]()`: the socket, timer, lifecycle
     /// listeners and capture drop with their owners; promises still waiting
@@ -485,7 +613,7 @@ impl Drop for Driver {
             let _ = resolve.call1(&JsValue::NULL, &summary);
         }
         // The capture (and its grace timer) drops with the driver.
-        for resolve in self.mic_stopped.drain(..) {
+        for resolve in self.mic.stopped.drain(..) {
             let _ = resolve.call0(&JsValue::NULL);
         }
     }
@@ -514,5 +642,11 @@ pub(crate) fn stats_js(s: &Stats) -> JsValue {
         ("messagesReceived", n(s.messages_received)),
         ("transcripts", n(s.transcripts)),
         ("bufferedAmount", n(s.buffered_amount)),
+        ("serverOffset", opt_num(s.server_offset.map(|o| o as f64))),
+        ("probesFailed", n(s.probes_failed)),
+        (
+            "duplicateFinalsSuppressed",
+            n(s.duplicate_finals_suppressed),
+        ),
     ])
 }

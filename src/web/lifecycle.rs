@@ -1,5 +1,7 @@
 //! Page lifecycle → core inputs: `online`, `offline`, `visibilitychange`,
-//! `pagehide`/`pageshow`, `freeze`/`resume` (where supported).
+//! `pagehide`/`pageshow`, `freeze`/`resume` (where supported). A page kept
+//! in the back/forward cache (`pagehide` with `persisted`) is frozen like a
+//! `freeze`; whether the connection survived is decided on the way back.
 
 use std::rc::Weak;
 
@@ -26,7 +28,7 @@ impl Lifecycle {
             let w: &web_sys::EventTarget = window.as_ref();
             listeners.push(Listener::new(w, "online", on(&shared, Incoming::Online)));
             listeners.push(Listener::new(w, "offline", on(&shared, Incoming::Offline)));
-            listeners.push(Listener::new(w, "pagehide", on(&shared, Incoming::Hidden)));
+            listeners.push(Listener::new(w, "pagehide", on(&shared, Incoming::Frozen)));
             listeners.push(Listener::new(w, "pageshow", on(&shared, Incoming::Resumed)));
             if let Some(doc) = window.document() {
                 let d: &web_sys::EventTarget = doc.as_ref();
@@ -43,7 +45,7 @@ impl Lifecycle {
                         });
                     }
                 }));
-                listeners.push(Listener::new(d, "freeze", on(&shared, Incoming::Hidden)));
+                listeners.push(Listener::new(d, "freeze", on(&shared, Incoming::Frozen)));
                 listeners.push(Listener::new(d, "resume", on(&shared, Incoming::Resumed)));
             }
         }

@@ -17,8 +17,12 @@ mod owned;
 mod socket;
 mod timer;
 
-/// Wall-clock milliseconds (`Date.now()`): the watchdog needs wall time so a
-/// laptop that slept shows up as a jump.
-pub(crate) fn now() -> crate::core::Instant {
-    crate::core::Instant::from_millis(js_sys::Date::now().max(0.0) as u64)
+/// Monotonic milliseconds (`performance.now()`): the session's deadlines
+/// ride on them, so a wall clock stepped back cannot stall a timer. The wall
+/// clock is read beside it only to notice that the machine slept
+/// ([`crate::core::Clock`]).
+pub(crate) fn mono_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or_else(js_sys::Date::now, |p| p.now())
 }

@@ -97,10 +97,9 @@ pub(crate) fn parse(options: &JsValue) -> Result<ShellOptions, JsValue> {
     }
     if let Some(t) = present(options, "token") {
         // Never echo the token itself.
-        let t = t
-            .as_string()
-            .ok_or_else(|| type_error("token", "option `token` must be a string"))?;
-        cfg.token = Some(t);
+        let c = super::driver::credential(&t)
+            .map_err(|why| type_error("token", &format!("option `token`: {why}")))?;
+        cfg.token = Some(c);
     }
     let get_token = match present(options, "getToken") {
         Some(f) => Some(
@@ -152,12 +151,11 @@ pub(crate) fn parse(options: &JsValue) -> Result<ShellOptions, JsValue> {
         )?;
     }
     if let Some(k) = section(options, "keepalive", KEEPALIVE)? {
-        set_ms(
-            &k,
-            "intervalMs",
-            "keepalive.intervalMs",
-            &mut cfg.keepalive_interval,
-        )?;
+        let mut interval = Duration::ZERO;
+        if present(&k, "intervalMs").is_some() {
+            set_ms(&k, "intervalMs", "keepalive.intervalMs", &mut interval)?;
+            cfg.keepalive = Some(interval);
+        }
     }
     if let Some(w) = section(options, "watchdog", WATCHDOG)? {
         set_ms(
