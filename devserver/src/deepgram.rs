@@ -129,6 +129,7 @@ async fn run(c: &mut Conn, p: Params) {
         channels: p.channels,
         grammar: p.grammar,
         base_secs: 0.0,
+        utterance_end_ms: None,
     }));
     let idle = c.app.cfg.timeouts.idle;
     let mut last_activity = Instant::now();
@@ -136,6 +137,9 @@ async fn run(c: &mut Conn, p: Params) {
     let mut sha = Sha256::new();
     // Set while a flush is outstanding: true when it came from CloseStream.
     let mut flushing: Vec<bool> = Vec::new();
+    // After CloseStream, audio is recorded but no longer transcribed: the
+    // finals end at what was received before it.
+    let mut closing = false;
     let bytes_per_sec = f64::from(p.sample_rate) * f64::from(p.channels) * 2.0;
     loop {
         match c.next().await {
@@ -144,6 +148,7 @@ async fn run(c: &mut Conn, p: Params) {
                 // favour of CloseStream in 2022, still honoured): treat it
                 // exactly like CloseStream.
                 c.session.update(|r| r.close_stream = true);
+                closing = true;
                 c.engine_send(EngineIn::Flush);
                 flushing.push(true);
             }
@@ -153,10 +158,12 @@ async fn run(c: &mut Conn, p: Params) {
             }
             Ev::Binary(b) => {
                 last_activity = Instant::now();
-                audio_bytes += b.len() as u64;
-                sha.update(&b);
                 c.session.add_audio(&b);
-                c.engine_send(EngineIn::Audio(b.to_vec()));
+                if !closing {
+                    audio_bytes += b.len() as u64;
+                    sha.update(&b);
+                    c.engine_send(EngineIn::Audio(b.to_vec()));
+                }
             }
             Ev::Text(t) if t.len() > MAX_TEXT => {
                 c.close(1009, "text frame too large").await;
@@ -179,6 +186,7 @@ async fn run(c: &mut Conn, p: Params) {
                     }
                     Some("CloseStream") => {
                         c.session.update(|r| r.close_stream = true);
+                        closing = true;
                         c.engine_send(EngineIn::Flush);
                         flushing.push(true);
                     }
@@ -202,6 +210,8 @@ async fn run(c: &mut Conn, p: Params) {
                 }
                 c.session.update(|r| r.transcripts_sent += 1);
             }
+            // VAD events are not sent (yet).
+            Ev::Engine(EngineOut::SpeechStarted { .. } | EngineOut::UtteranceEnd { .. }) => {}
             Ev::Engine(EngineOut::Flushed) => {
                 if flushing.is_empty() {
                     continue;
@@ -243,6 +253,15 @@ async fn run(c: &mut Conn, p: Params) {
 }
 
 /// A Deepgram `Results` message.
+///
+/// Times are rounded to whole microseconds, and `duration` is the rounded
+/// end minus the rounded start, so finals that tile in the engine tile in
+/// the JSON too: a final's `start` is exactly the previous final's `start +
+/// duration` in integer microseconds (and in samples, at any rate up to
+/// 500 kHz). Microseconds rather than Deepgram-like milliseconds, because a
+/// stream's end is rarely a whole millisecond (53 858 samples at 16 kHz are
+/// 3.366125 s) and a client confirming audio by the last final's end would
+/// otherwise miss up to half a millisecond of it.
 pub fn results(t: &Transcript, request_id: &str) -> Value {
     let words: Vec<Value> = t
         .words
@@ -250,18 +269,19 @@ pub fn results(t: &Transcript, request_id: &str) -> Value {
         .map(|w| {
             json!({
                 "word": w.word,
-                "start": round3(w.start),
-                "end": round3(w.end),
+                "start": round_us(w.start),
+                "end": round_us(w.end),
                 "confidence": w.confidence,
                 "punctuated_word": w.word,
             })
         })
         .collect();
+    let (start, end) = (micros(t.start), micros(t.end));
     json!({
         "type": "Results",
         "channel_index": [0, 1],
-        "duration": round3(t.end - t.start),
-        "start": round3(t.start),
+        "duration": (end - start) as f64 / 1e6,
+        "start": start as f64 / 1e6,
         "is_final": t.is_final,
         "speech_final": t.speech_final,
         "from_finalize": t.from_finalize,
@@ -280,6 +300,46 @@ pub fn results(t: &Transcript, request_id: &str) -> Value {
     })
 }
 
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
+/// Seconds as whole microseconds.
+fn micros(secs: f64) -> i64 {
+    (secs * 1e6).round() as i64
+}
+
+/// Seconds rounded to whole microseconds.
+fn round_us(secs: f64) -> f64 {
+    micros(secs) as f64 / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `start + duration` of one final is the next one's `start`, exactly,
+    /// in the JSON's own rounding, for boundaries at any frame.
+    #[test]
+    fn rounded_results_still_tile() {
+        let rate = 44_100.0;
+        let bounds = [0u64, 1, 7, 22_050, 53_858, 99_999, 100_000];
+        let mut prev_end: Option<i64> = None;
+        for w in bounds.windows(2) {
+            let t = Transcript::new(
+                "a b".into(),
+                w[0] as f64 / rate,
+                w[1] as f64 / rate,
+                true,
+                1.0,
+            );
+            let r = results(&t, "rid");
+            let (s, d) = (
+                r["start"].as_f64().unwrap(),
+                r["duration"].as_f64().unwrap(),
+            );
+            if let Some(e) = prev_end {
+                assert_eq!(micros(s), e, "{r}");
+            }
+            prev_end = Some(micros(s) + micros(d));
+            // Within one sample of the true end.
+            assert!(((s + d) * rate - w[1] as f64).abs() < 0.5, "{r}");
+        }
+    }
 }
