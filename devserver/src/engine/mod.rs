@@ -2,6 +2,7 @@
 //! gets its own worker thread, because pocketsphinx calls block for tens of
 //! milliseconds and must not stall the async runtime.
 
+pub mod counter;
 pub mod meter;
 pub mod pocketsphinx;
 
@@ -17,6 +18,9 @@ pub enum EngineKind {
     Meter,
     /// Offline recognition through the system libpocketsphinx.
     Pocketsphinx,
+    /// Decodes self-describing test audio and names the stream positions
+    /// it received (`pos 0-16000`), for the client's fault matrix.
+    Counter,
 }
 
 impl EngineKind {
@@ -33,6 +37,7 @@ impl EngineKind {
         match self {
             EngineKind::Meter => "meter",
             EngineKind::Pocketsphinx => "pocketsphinx",
+            EngineKind::Counter => "counter",
         }
     }
 
@@ -40,13 +45,14 @@ impl EngineKind {
     pub fn parse(s: &str) -> Result<EngineKind, String> {
         match s {
             "meter" => Ok(EngineKind::Meter),
+            "counter" => Ok(EngineKind::Counter),
             "pocketsphinx" if pocketsphinx::AVAILABLE => Ok(EngineKind::Pocketsphinx),
             "pocketsphinx" => Err(
                 "engine pocketsphinx is unavailable: devserver was built without libpocketsphinx \
                  (install libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pkg-config and rebuild)"
                     .into(),
             ),
-            other => Err(format!("unknown engine {other:?} (expected meter or pocketsphinx)")),
+            other => Err(format!("unknown engine {other:?} (expected meter, pocketsphinx or counter)")),
         }
     }
 }
@@ -328,6 +334,7 @@ impl Worker {
         if self.rec.is_none() {
             let rec: Box<dyn Recognizer> = match self.spec.kind {
                 EngineKind::Meter => Box::new(meter::Meter::new(self.spec.sample_rate)),
+                EngineKind::Counter => Box::new(counter::Counter::new(self.spec.sample_rate)),
                 EngineKind::Pocketsphinx => pocketsphinx::recognizer(self.spec.grammar.clone())?,
             };
             self.rec = Some(rec);
@@ -735,6 +742,20 @@ mod tests {
             .unwrap();
         assert_eq!(got[0], speech_final.end);
         assert!((got[0] - 1.1).abs() < 0.021, "{got:?}");
+    }
+
+    #[test]
+    fn the_counter_engine_gets_the_input_unresampled() {
+        let mut s = spec(44_100, 1);
+        s.kind = EngineKind::Counter;
+        let mut w = Worker::new(s);
+        let mut out = Vec::new();
+        feed(&mut w, &counter::encode_bytes(0, 50_000), 8820, &mut out);
+        w.flush(&mut out);
+        let finals = assert_tiles(&out);
+        let texts: Vec<&str> = finals.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(texts, vec!["pos 0-44100", "pos 44100-50000"]);
+        assert_eq!(finals[1].end, 50_000.0 / 44_100.0);
     }
 
     /// A recogniser that is in an utterance for as long as `speaking`, says
