@@ -1,7 +1,8 @@
 //! Deepgram-compatible live transcription: `GET /v1/listen`.
 //!
 //! Mirrors the behaviour clients depend on: auth by `Authorization: Token K`
-//! or subprotocols `token, K` (401 at the upgrade when rejected), binary
+//! (or `Bearer T`) or subprotocols `token, K` / `bearer, T` (401 at the
+//! upgrade when rejected), binary
 //! PCM16 in, `Results` out at least once per second of audio, `KeepAlive`,
 //! `Finalize`, `CloseStream` → finals + `Metadata` + close 1000, and the
 //! 10 s idle close 1011 `NET-0001`.
@@ -82,7 +83,11 @@ pub async fn handler(
     ws: WebSocketUpgrade,
 ) -> Response {
     let protocols = util::offered_protocols(&headers);
-    let sub_token = util::subprotocol_token(&protocols);
+    let offered = util::subprotocol_credential(&protocols);
+    let (scheme, sub_token) = match &offered {
+        Some((scheme, token)) => (Some(*scheme), token.clone()),
+        None => (None, None),
+    };
     let token = util::header_token(&headers).or_else(|| sub_token.clone());
     let p = params(&app, q);
     let record = SessionRecord {
@@ -109,9 +114,12 @@ pub async fn handler(
     }
     admitted.session.update(|r| {
         r.authenticated = true;
-        r.subprotocol = sub_token.as_ref().map(|_| "token".into());
+        r.subprotocol = scheme.map(Into::into);
     });
-    ws.protocols(["token"])
+    // Select exactly the scheme the credential came with (`token` or
+    // `bearer`): a browser that offered subprotocols fails a 101 that
+    // selects none.
+    ws.protocols(scheme)
         .max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
         .on_upgrade(move |socket| async move {

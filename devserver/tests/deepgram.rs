@@ -189,6 +189,62 @@ async fn configured_token_is_the_only_one_accepted() {
     }
 }
 
+/// The Deepgram SDK's browser path for short-lived access tokens offers
+/// `bearer, T`; the 101 must select `bearer` (Chromium rejects a 101 that
+/// selects none of the offered subprotocols).
+#[tokio::test]
+async fn bearer_subprotocol_is_accepted_and_selected() {
+    let srv = start().await;
+    let url = srv.ws_url(Q);
+    let (_ws, selected) = connect(&url, &["bearer", "eyJhbGciOi.access.token"], &[])
+        .await
+        .unwrap();
+    assert_eq!(selected.as_deref(), Some("bearer"));
+    let (_ws, selected) = connect(&url, &["token", "k1"], &[]).await.unwrap();
+    assert_eq!(selected.as_deref(), Some("token"));
+    let (_ws, selected) = connect(&url, &[], &[("authorization", "Bearer t2")])
+        .await
+        .unwrap();
+    assert_eq!(selected, None);
+    match connect(&url, &["bearer", "bad-token"], &[]).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 401),
+        other => panic!("expected 401, got {:?}", other.map(|_| ())),
+    }
+    let sessions = srv.sessions().await;
+    assert_eq!(sessions[0]["subprotocol"], "bearer");
+    assert_eq!(sessions[0]["authenticated"], true);
+    let fp = sessions[0]["token_fingerprint"].as_str().unwrap();
+    assert!(!fp.contains("access"), "the token itself is never recorded");
+    assert_eq!(sessions[1]["subprotocol"], "token");
+    assert_eq!(sessions[3]["http_status"], 401);
+}
+
+#[tokio::test]
+async fn bearer_with_a_configured_token_accepts_only_that_token() {
+    let srv = start_with(|c| c.token = Some("s3cret".into())).await;
+    let url = srv.ws_url(Q);
+    let (_ws, selected) = connect(&url, &["bearer", "s3cret"], &[]).await.unwrap();
+    assert_eq!(selected.as_deref(), Some("bearer"));
+    let (_ws, selected) = connect(&url, &["token", "s3cret"], &[]).await.unwrap();
+    assert_eq!(selected.as_deref(), Some("token"));
+    connect(&url, &[], &[("authorization", "Bearer s3cret")])
+        .await
+        .expect("Authorization: Bearer with the right token");
+    for (protocols, headers) in [
+        (vec!["bearer", "other"], vec![]),
+        (vec!["bearer"], vec![]),
+        (vec![], vec![("authorization", "Bearer other")]),
+    ] {
+        match connect(&url, &protocols, &headers).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+            other => panic!(
+                "{protocols:?} {headers:?}: expected 401, got {:?}",
+                other.map(|_| ())
+            ),
+        }
+    }
+}
+
 /// Deepgram's original end-of-stream signal was an empty binary message; it
 /// is deprecated but still honoured like CloseStream, so a client that sends
 /// an empty frame by accident ends its session.
