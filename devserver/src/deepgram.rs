@@ -2,10 +2,11 @@
 //!
 //! Mirrors the behaviour clients depend on: auth by `Authorization: Token K`
 //! (or `Bearer T`) or subprotocols `token, K` / `bearer, T` (401 at the
-//! upgrade when rejected), binary
-//! PCM16 in, `Results` out at least once per second of audio, `KeepAlive`,
-//! `Finalize`, `CloseStream` → finals + `Metadata` + close 1000, and the
-//! 10 s idle close 1011 `NET-0001`.
+//! upgrade when rejected), binary PCM16 in, `Results` out at least once per
+//! second of audio, finals that tile the stream, `SpeechStarted` and
+//! `UtteranceEnd` when asked for, `KeepAlive`, `Finalize`, `CloseStream` →
+//! finals + `Metadata` + close 1000, and the 10 s idle close 1011
+//! `NET-0001`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -23,6 +24,15 @@ use crate::http::ConnInfo;
 use crate::recording::SessionRecord;
 use crate::util::{self, fingerprint, iso8601, now_ms, token_ok};
 use crate::AppState;
+
+/// The one model this server claims to be: Results' `metadata.model_uuid`,
+/// and `Metadata`'s `models` and `model_info` key.
+pub const MODEL_UUID: &str = "4f1e9b2c-7d3a-4c68-9e05-b8a1d6c2f370";
+
+/// `{name, version, arch}` of [`MODEL_UUID`], the same in Results and Metadata.
+fn model_info() -> Value {
+    json!({ "name": "devserver", "version": env!("CARGO_PKG_VERSION"), "arch": "devserver" })
+}
 
 /// Per-connection settings parsed from the query.
 pub struct Params {
@@ -104,6 +114,10 @@ pub async fn handler(
         let msg = format!("devserver only decodes encoding=linear16, got {enc:?}");
         return conn::end_http(&admitted.session, StatusCode::BAD_REQUEST, &msg);
     }
+    let opts = match Options::parse(&p.query) {
+        Ok(o) => o,
+        Err(msg) => return conn::end_http(&admitted.session, StatusCode::BAD_REQUEST, &msg),
+    };
     if !token_ok(app.cfg.token.as_deref(), token.as_deref()) {
         // Deepgram rejects bad credentials at the upgrade with HTTP 401.
         return conn::end_http(
@@ -124,12 +138,44 @@ pub async fn handler(
         .max_frame_size(MAX_WS_MESSAGE)
         .on_upgrade(move |socket| async move {
             let mut c = Conn::new(socket, admitted, app, info);
-            run(&mut c, p).await;
+            run(&mut c, p, opts).await;
             c.finish().await;
         })
 }
 
-async fn run(c: &mut Conn, p: Params) {
+/// The Deepgram-only query options.
+#[derive(Debug, Clone, Default)]
+struct Options {
+    /// `vad_events=true`: send `SpeechStarted`.
+    vad_events: bool,
+    /// `utterance_end_ms=N`: send `UtteranceEnd` after N ms without words.
+    utterance_end_ms: Option<u32>,
+}
+
+impl Options {
+    fn parse(q: &BTreeMap<String, String>) -> Result<Options, String> {
+        let vad_events = match q.get("vad_events").map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(v) => return Err(format!("vad_events must be true or false, got {v:?}")),
+        };
+        let utterance_end_ms = match q.get("utterance_end_ms") {
+            None => None,
+            Some(v) => Some(
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|ms| (1..=600_000).contains(ms))
+                    .ok_or_else(|| format!("utterance_end_ms must be 1..=600000, got {v:?}"))?,
+            ),
+        };
+        Ok(Options {
+            vad_events,
+            utterance_end_ms,
+        })
+    }
+}
+
+async fn run(c: &mut Conn, p: Params, opts: Options) {
     let request_id = uuid::Uuid::new_v4().to_string();
     c.set_engine(engine::spawn(EngineSpec {
         kind: p.engine,
@@ -137,7 +183,7 @@ async fn run(c: &mut Conn, p: Params) {
         channels: p.channels,
         grammar: p.grammar,
         base_secs: 0.0,
-        utterance_end_ms: None,
+        utterance_end_ms: opts.utterance_end_ms,
     }));
     let idle = c.app.cfg.timeouts.idle;
     let mut last_activity = Instant::now();
@@ -218,8 +264,28 @@ async fn run(c: &mut Conn, p: Params) {
                 }
                 c.session.update(|r| r.transcripts_sent += 1);
             }
-            // VAD events are not sent (yet).
-            Ev::Engine(EngineOut::SpeechStarted { .. } | EngineOut::UtteranceEnd { .. }) => {}
+            Ev::Engine(EngineOut::SpeechStarted { at }) => {
+                if opts.vad_events {
+                    let msg = json!({
+                        "type": "SpeechStarted",
+                        "channel": [0, 1],
+                        "timestamp": round_us(at),
+                    });
+                    if !c.send_json(&msg).await {
+                        return;
+                    }
+                }
+            }
+            Ev::Engine(EngineOut::UtteranceEnd { last_word_end }) => {
+                let msg = json!({
+                    "type": "UtteranceEnd",
+                    "channel": [0, 1],
+                    "last_word_end": round_us(last_word_end),
+                });
+                if !c.send_json(&msg).await {
+                    return;
+                }
+            }
             Ev::Engine(EngineOut::Flushed) => {
                 if flushing.is_empty() {
                     continue;
@@ -233,8 +299,8 @@ async fn run(c: &mut Conn, p: Params) {
                         "created": iso8601(now_ms()),
                         "duration": audio_bytes as f64 / bytes_per_sec,
                         "channels": p.channels,
-                        "models": [],
-                        "model_info": {},
+                        "models": [MODEL_UUID],
+                        "model_info": { MODEL_UUID: model_info() },
                     });
                     if c.send_json(&meta).await {
                         c.close(1000, "").await;
@@ -302,8 +368,8 @@ pub fn results(t: &Transcript, request_id: &str) -> Value {
         },
         "metadata": {
             "request_id": request_id,
-            "model_info": { "name": "devserver", "version": env!("CARGO_PKG_VERSION"), "arch": "devserver" },
-            "model_uuid": "00000000-0000-0000-0000-000000000000",
+            "model_info": model_info(),
+            "model_uuid": MODEL_UUID,
         },
     })
 }
@@ -348,6 +414,7 @@ mod tests {
             prev_end = Some(micros(s) + micros(d));
             // Within one sample of the true end.
             assert!(((s + d) * rate - w[1] as f64).abs() < 0.5, "{r}");
+            assert_eq!(r["metadata"]["model_uuid"], MODEL_UUID);
         }
     }
 }

@@ -111,6 +111,156 @@ async fn finalize_flushes_a_final_marked_from_finalize_and_keeps_the_socket() {
     );
 }
 
+/// Results' `metadata.model_uuid` is the one model `Metadata` lists, with
+/// the same `model_info`.
+#[tokio::test]
+async fn metadata_names_the_model_the_results_carry() {
+    let srv = start().await;
+    let mut ws = connect_ok(&srv.ws_url(Q)).await;
+    let msgs = stream_and_close(
+        &mut ws,
+        &tone(1.2, 0.0, 16_000),
+        16_000,
+        Duration::from_secs(5),
+    )
+    .await;
+    let meta = msgs.last().unwrap();
+    assert_eq!(meta["type"], "Metadata");
+    let uuid = meta["models"][0].as_str().expect("models: [uuid]");
+    assert_eq!(meta["models"].as_array().unwrap().len(), 1);
+    assert!(uuid::Uuid::parse_str(uuid).is_ok(), "{uuid}");
+    assert_ne!(uuid, "00000000-0000-0000-0000-000000000000");
+    let info = &meta["model_info"][uuid];
+    for k in ["name", "version", "arch"] {
+        assert!(info[k].is_string(), "model_info lacks {k}: {meta}");
+    }
+    let results: Vec<_> = msgs.iter().filter(|m| m["type"] == "Results").collect();
+    assert!(!results.is_empty());
+    for r in results {
+        assert_eq!(r["metadata"]["model_uuid"], uuid, "{r}");
+        assert_eq!(&r["metadata"]["model_info"], info, "{r}");
+        assert_eq!(r["metadata"]["request_id"], meta["request_id"]);
+    }
+}
+
+/// Reads JSON messages until none arrives for `quiet` (at most 100).
+async fn drain(ws: &mut Ws, quiet: Duration) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for _ in 0..100 {
+        match next(ws, quiet).await {
+            Got::Text(t) => out.push(serde_json::from_str(&t).unwrap()),
+            Got::Timeout => return out,
+            other => panic!("{other:?} after {out:?}"),
+        }
+    }
+    panic!("no quiet moment in {out:?}")
+}
+
+fn keys(m: &serde_json::Value) -> Vec<String> {
+    let mut k: Vec<String> = m.as_object().unwrap().keys().cloned().collect();
+    k.sort();
+    k
+}
+
+/// `vad_events=true` gives Deepgram's `SpeechStarted` when speech starts;
+/// `utterance_end_ms=1000` an `UtteranceEnd` once a second of audio passed
+/// after the last word (not 0.9 s); both in the shapes the SDKs' types
+/// declare.
+#[tokio::test]
+async fn vad_events_and_utterance_end_are_sent_when_asked_for() {
+    let srv = start().await;
+    let mut audio = tone(0.5, 0.0, 16_000);
+    audio.extend(tone(1.0, 0.5, 16_000));
+    audio.extend(tone(0.9, 0.0, 16_000));
+    let url = format!("{Q}&vad_events=true&utterance_end_ms=1000");
+    let mut ws = connect_ok(&srv.ws_url(&url)).await;
+    for c in audio.chunks(3200) {
+        send_bin(&mut ws, c).await;
+    }
+    let msgs = drain(&mut ws, Duration::from_millis(400)).await;
+    let started: Vec<_> = msgs
+        .iter()
+        .filter(|m| m["type"] == "SpeechStarted")
+        .collect();
+    assert_eq!(started.len(), 1, "{msgs:#?}");
+    assert_eq!(keys(started[0]), ["channel", "timestamp", "type"]);
+    assert_eq!(started[0]["channel"], serde_json::json!([0, 1]));
+    let ts = started[0]["timestamp"].as_f64().unwrap();
+    assert!((ts - 0.5).abs() <= 0.02, "speech starts at 0.5 s, got {ts}");
+    let first_words = msgs
+        .iter()
+        .position(|m| m["type"] == "Results" && !transcript(m).is_empty())
+        .unwrap();
+    let started_at = msgs.iter().position(|m| m["type"] == "SpeechStarted");
+    assert!(started_at.unwrap() < first_words);
+    let speech_final = msgs
+        .iter()
+        .find(|m| m["type"] == "Results" && m["is_final"] == true && !transcript(m).is_empty())
+        .expect("the speech's final")
+        .clone();
+    assert!(
+        msgs.iter().all(|m| m["type"] != "UtteranceEnd"),
+        "0.9 s after the last word is too early: {msgs:#?}"
+    );
+
+    send_bin(&mut ws, &tone(0.2, 0.0, 16_000)).await;
+    let more = drain(&mut ws, Duration::from_millis(400)).await;
+    let ends: Vec<_> = more
+        .iter()
+        .filter(|m| m["type"] == "UtteranceEnd")
+        .collect();
+    assert_eq!(ends.len(), 1, "{more:#?}");
+    assert_eq!(keys(ends[0]), ["channel", "last_word_end", "type"]);
+    assert_eq!(ends[0]["channel"], serde_json::json!([0, 1]));
+    let words = speech_final["channel"]["alternatives"][0]["words"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        us(&ends[0]["last_word_end"]),
+        us(&words.last().unwrap()["end"]),
+        "last_word_end is the end of the last word"
+    );
+    assert!((ends[0]["last_word_end"].as_f64().unwrap() - 1.5).abs() <= 0.02);
+    // Once per pause: more silence brings no second one.
+    let rest = stream_and_close(
+        &mut ws,
+        &tone(1.5, 0.0, 16_000),
+        16_000,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        rest.iter().all(|m| m["type"] != "UtteranceEnd"),
+        "{rest:#?}"
+    );
+
+    // Not asked for: neither is sent.
+    let mut ws = connect_ok(&srv.ws_url(Q)).await;
+    let msgs = stream_and_close(&mut ws, &audio, 16_000, Duration::from_secs(5)).await;
+    assert!(
+        msgs.iter()
+            .all(|m| m["type"] != "SpeechStarted" && m["type"] != "UtteranceEnd"),
+        "{msgs:#?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_vad_options_are_a_400() {
+    let srv = start().await;
+    for q in [
+        "vad_events=yes",
+        "utterance_end_ms=soon",
+        "utterance_end_ms=0",
+    ] {
+        match connect(&srv.ws_url(&format!("{Q}&{q}")), &[], &[]).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+                assert_eq!(r.status(), 400, "{q}")
+            }
+            other => panic!("{q}: expected 400, got {:?}", other.map(|_| ())),
+        }
+    }
+}
+
 #[tokio::test]
 async fn idle_connection_closes_with_net_0001() {
     let srv = start().await;
