@@ -4,9 +4,9 @@
 //! (or `Bearer T`) or subprotocols `token, K` / `bearer, T` (401 at the
 //! upgrade when rejected), binary PCM16 in, `Results` out at least once per
 //! second of audio, finals that tile the stream, `SpeechStarted` and
-//! `UtteranceEnd` when asked for, `KeepAlive`, `Finalize`, `CloseStream` →
-//! finals + `Metadata` + close 1000, and the 10 s idle close 1011
-//! `NET-0001`.
+//! `UtteranceEnd` when asked for, `KeepAlive`, `Finalize`, `Configure`,
+//! `CloseStream` → finals + `Metadata` + close 1000, and the 10 s idle
+//! close 1011 `NET-0001`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -14,6 +14,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
@@ -150,6 +151,8 @@ struct Options {
     vad_events: bool,
     /// `utterance_end_ms=N`: send `UtteranceEnd` after N ms without words.
     utterance_end_ms: Option<u32>,
+    /// `model=`, for Configure's keyterms rule.
+    model: Option<String>,
 }
 
 impl Options {
@@ -171,8 +174,49 @@ impl Options {
         Ok(Options {
             vad_events,
             utterance_end_ms,
+            model: q.get("model").cloned(),
         })
     }
+}
+
+/// The text messages a client may send (Deepgram's names and fields). The
+/// JSON errors serde gives for anything else read like the real server's
+/// `SchemaError` descriptions (it is a serde schema too).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type")]
+enum ClientMessage {
+    KeepAlive,
+    Finalize,
+    CloseStream,
+    Configure(Configure),
+}
+
+/// Deepgram's mid-stream `Configure` (the Python SDK's `send_configure`):
+/// replaces keyterms and switches formatting features. The engines here
+/// use neither, so it is recorded, not applied.
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct Configure {
+    #[serde(default)]
+    keyterms: Option<Vec<String>>,
+    #[serde(default)]
+    features: Option<BTreeMap<String, bool>>,
+    #[serde(default)]
+    processors: Option<Value>,
+    #[serde(default)]
+    language_hints: Option<Value>,
+}
+
+/// Deepgram's `Error` message for a text message it could not parse: the
+/// stream stays open (documented for Configure; seen for a misspelt
+/// `KeepAlive`).
+fn schema_error(e: &serde_json::Error, original: &str) -> Value {
+    json!({
+        "type": "Error",
+        "variant": "SchemaError",
+        "description": format!("Could not deserialize last text message: {e}"),
+        "message": original,
+    })
 }
 
 async fn run(c: &mut Conn, p: Params, opts: Options) {
@@ -223,40 +267,51 @@ async fn run(c: &mut Conn, p: Params, opts: Options) {
                 c.close(1009, "text frame too large").await;
                 return;
             }
-            Ev::Text(t) => {
-                let kind = serde_json::from_str::<Value>(&t)
-                    .ok()
-                    .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string));
-                match kind.as_deref() {
-                    Some("KeepAlive") => {
-                        last_activity = Instant::now();
-                        c.session.update(|r| r.keepalives += 1);
-                    }
-                    Some("Finalize") => {
-                        last_activity = Instant::now();
-                        c.session.update(|r| r.finalize_count += 1);
-                        c.engine_send(EngineIn::Flush);
-                        flushing.push(false);
-                    }
-                    Some("CloseStream") => {
-                        c.session.update(|r| r.close_stream = true);
-                        closing = true;
-                        c.engine_send(EngineIn::Flush);
-                        flushing.push(true);
-                    }
-                    _ => {
+            Ev::Text(t) => match serde_json::from_str::<ClientMessage>(&t) {
+                Ok(ClientMessage::KeepAlive) => {
+                    last_activity = Instant::now();
+                    c.session.update(|r| r.keepalives += 1);
+                }
+                Ok(ClientMessage::Finalize) => {
+                    last_activity = Instant::now();
+                    c.session.update(|r| r.finalize_count += 1);
+                    c.engine_send(EngineIn::Flush);
+                    flushing.push(false);
+                }
+                Ok(ClientMessage::CloseStream) => {
+                    c.session.update(|r| r.close_stream = true);
+                    closing = true;
+                    c.engine_send(EngineIn::Flush);
+                    flushing.push(true);
+                }
+                Ok(ClientMessage::Configure(cfg)) => {
+                    last_activity = Instant::now();
+                    if let Some(err) = configure_rejection(&cfg, opts.model.as_deref()) {
                         c.session.update(|r| r.invalid_messages += 1);
-                        let warn = json!({
-                            "type": "Warning",
-                            "description": "devserver: unknown or invalid control message ignored",
-                            "variant": "unknown_message",
-                        });
-                        if !c.send_json(&warn).await {
+                        if !c.send_json(&err).await {
                             return;
                         }
+                        continue;
+                    }
+                    // Deepgram's Configure page: "A successful Configure on
+                    // /v1/listen produces no response message" (unlike Flux's
+                    // ConfigureSuccess, which neither SDK's Listen V1 types
+                    // know). A changelog entry announces a ConfigureSuccess
+                    // for /v1/listen too; until the SDKs carry that type,
+                    // success stays silent here and is only recorded.
+                    let cfg = serde_json::to_value(&cfg).unwrap_or(Value::Null);
+                    c.session.update(|r| {
+                        r.configure_count += 1;
+                        r.last_configure = Some(cfg);
+                    });
+                }
+                Err(e) => {
+                    c.session.update(|r| r.invalid_messages += 1);
+                    if !c.send_json(&schema_error(&e, &t)).await {
+                        return;
                     }
                 }
-            }
+            },
             Ev::Engine(EngineOut::Transcript(t)) => {
                 let msg = results(&t, &request_id);
                 if !c.send_json(&msg).await {
@@ -326,6 +381,22 @@ async fn run(c: &mut Conn, p: Params, opts: Options) {
     }
 }
 
+/// Deepgram's documented rejection of a well-formed Configure: keyterms on
+/// a model other than Nova-3 (or Flux). The stream keeps its settings.
+/// Without `model=` the devserver's own model accepts keyterms.
+fn configure_rejection(cfg: &Configure, model: Option<&str>) -> Option<Value> {
+    let model = model?;
+    let supports = model.starts_with("nova-3") || model.starts_with("flux");
+    (cfg.keyterms.is_some() && !supports).then(|| {
+        json!({
+            "type": "Error",
+            "variant": "InvalidConfigureMessage",
+            "description": "`keyterms` are only supported for Nova-3 and Flux.",
+            "code": "KeytermsNotSupported",
+        })
+    })
+}
+
 /// A Deepgram `Results` message.
 ///
 /// Times are rounded to whole microseconds, and `duration` is the rounded
@@ -387,6 +458,79 @@ fn round_us(secs: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn msg(t: &str) -> Result<ClientMessage, serde_json::Error> {
+        serde_json::from_str(t)
+    }
+
+    #[test]
+    fn control_messages_parse_and_others_get_a_schema_error() {
+        assert!(matches!(
+            msg(r#"{"type":"KeepAlive"}"#),
+            Ok(ClientMessage::KeepAlive)
+        ));
+        assert!(matches!(
+            msg(r#"{"type":"Finalize"}"#),
+            Ok(ClientMessage::Finalize)
+        ));
+        assert!(matches!(
+            msg(r#"{"type":"CloseStream"}"#),
+            Ok(ClientMessage::CloseStream)
+        ));
+        let cfg = r#"{"type":"Configure","keyterms":["Deepgram"],"features":{"numerals":true}}"#;
+        match msg(cfg) {
+            Ok(ClientMessage::Configure(c)) => {
+                assert_eq!(c.keyterms, Some(vec!["Deepgram".to_string()]));
+                assert!(c.features.unwrap()["numerals"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // The Python SDK may send explicit nulls for fields it leaves alone.
+        assert!(matches!(
+            msg(r#"{"type":"Configure","keyterms":null,"features":null}"#),
+            Ok(ClientMessage::Configure(_))
+        ));
+        for bad in [
+            r#"{"type":"KeepAlive "}"#,
+            r#"{"type":"Configure","keyterm":["x"]}"#,
+            r#"{"type":"Configure","keyterms":"x"}"#,
+            r#"{"kind":"KeepAlive"}"#,
+            "not json",
+        ] {
+            let e = msg(bad).expect_err(bad);
+            let v = schema_error(&e, bad);
+            assert_eq!(v["type"], "Error");
+            assert_eq!(v["variant"], "SchemaError");
+            assert_eq!(v["message"], bad);
+            let d = v["description"].as_str().unwrap();
+            assert!(
+                d.starts_with("Could not deserialize last text message: "),
+                "{d}"
+            );
+        }
+        let e = msg(r#"{"type":"Configure","keyterm":["x"]}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `keyterm`"), "{e}");
+    }
+
+    #[test]
+    fn keyterms_are_rejected_only_on_models_without_them() {
+        let cfg = Configure {
+            keyterms: Some(vec!["a".into()]),
+            features: None,
+            processors: None,
+            language_hints: None,
+        };
+        let err = configure_rejection(&cfg, Some("nova-2")).unwrap();
+        assert_eq!(err["variant"], "InvalidConfigureMessage");
+        assert_eq!(err["code"], "KeytermsNotSupported");
+        assert!(configure_rejection(&cfg, Some("nova-3-medical")).is_none());
+        assert!(configure_rejection(&cfg, None).is_none());
+        let features_only = Configure {
+            keyterms: None,
+            ..cfg
+        };
+        assert!(configure_rejection(&features_only, Some("nova-2")).is_none());
+    }
 
     /// `start + duration` of one final is the next one's `start`, exactly,
     /// in the JSON's own rounding, for boundaries at any frame.

@@ -94,21 +94,112 @@ async fn finalize_flushes_a_final_marked_from_finalize_and_keeps_the_socket() {
     let mut ws = connect_ok(&srv.ws_url(Q)).await;
     send_bin(&mut ws, &tone(0.4, 0.5, 16_000)).await;
     send_text(&mut ws, r#"{"type":"Finalize"}"#).await;
-    let m = next_json(&mut ws).await;
+    // Results until the Finalize's final, which ends at the audio sent.
+    let mut m = next_json(&mut ws).await;
+    while m["from_finalize"] != true {
+        assert_eq!(m["type"], "Results", "{m}");
+        m = next_json(&mut ws).await;
+    }
     assert_eq!(m["is_final"], true);
-    assert_eq!(m["from_finalize"], true);
+    assert_eq!(us(&m["start"]) + us(&m["duration"]), 400_000, "{m}");
     send_text(&mut ws, r#"{"type":"KeepAlive"}"#).await;
-    send_text(&mut ws, r#"{"type":"Nonsense"}"#).await;
-    let warn = next_json(&mut ws).await;
-    assert_eq!(warn["type"], "Warning");
     let s = srv
         .wait_session(|s| s["finalize_count"] == 1 && s["keepalives"] == 1)
         .await;
-    assert_eq!(s["invalid_messages"], 1);
+    assert_eq!(s["invalid_messages"], 0);
+    assert!(s["ended_at_ms"].is_null(), "Finalize must not close: {s}");
+}
+
+/// Deepgram answers a text message it cannot parse with an `Error` of
+/// variant `SchemaError` (its Configure page documents one; the SDKs'
+/// Listen V1 types carry it) and keeps the stream open. The old `Warning`
+/// was a type neither SDK knows.
+#[tokio::test]
+async fn unknown_or_invalid_messages_get_a_schema_error_and_keep_the_socket() {
+    let srv = start().await;
+    let mut ws = connect_ok(&srv.ws_url(Q)).await;
+    for bad in [
+        r#"{"type":"Nonsense"}"#,
+        r#"{"type":"KeepAlive "}"#,
+        "hello",
+    ] {
+        send_text(&mut ws, bad).await;
+        let e = next_json(&mut ws).await;
+        assert_eq!(e["type"], "Error", "{e}");
+        assert_eq!(e["variant"], "SchemaError");
+        assert_eq!(e["message"], bad);
+        assert!(
+            e["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("Could not deserialize last text message"),
+            "{e}"
+        );
+    }
+    send_text(&mut ws, r#"{"type":"KeepAlive"}"#).await;
+    let s = srv.wait_session(|s| s["keepalives"] == 1).await;
+    assert_eq!(s["invalid_messages"], 3);
+    assert!(s["ended_at_ms"].is_null(), "must not close: {s}");
+    let msgs = stream_and_close(&mut ws, &[], 16_000, Duration::from_secs(5)).await;
+    assert!(msgs.iter().all(|m| m["type"] != "Warning"), "{msgs:?}");
+}
+
+/// The Python SDK's `send_configure`: accepted without an answer (Deepgram's
+/// Configure page: no acknowledgement on success for /v1/listen), recorded
+/// in the session; a malformed one is a SchemaError, keyterms on a model
+/// without them Deepgram's documented `InvalidConfigureMessage`.
+#[tokio::test]
+async fn configure_is_accepted_silently_and_recorded() {
+    let srv = start().await;
+    let mut ws = connect_ok(&srv.ws_url(Q)).await;
+    send_text(
+        &mut ws,
+        r#"{"type":"Configure","keyterms":["Deepgram","customer service"],"features":{"numerals":true}}"#,
+    )
+    .await;
     assert!(
-        s["ended_at_ms"].is_null(),
-        "an unknown message must not close: {s}"
+        matches!(
+            next(&mut ws, Duration::from_millis(300)).await,
+            Got::Timeout
+        ),
+        "a successful Configure has no answer"
     );
+    let s = srv.wait_session(|s| s["configure_count"] == 1).await;
+    assert_eq!(
+        s["last_configure"]["keyterms"],
+        serde_json::json!(["Deepgram", "customer service"])
+    );
+    assert_eq!(s["last_configure"]["features"]["numerals"], true);
+    assert_eq!(s["invalid_messages"], 0);
+    send_text(&mut ws, r#"{"type":"Configure","keyterm":["Deepgram"]}"#).await;
+    let e = next_json(&mut ws).await;
+    assert_eq!(
+        (e["type"].as_str(), e["variant"].as_str()),
+        (Some("Error"), Some("SchemaError"))
+    );
+    assert!(
+        e["description"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `keyterm`"),
+        "{e}"
+    );
+
+    let mut ws = connect_ok(&srv.ws_url(&format!("{Q}&model=nova-2"))).await;
+    send_text(&mut ws, r#"{"type":"Configure","keyterms":["x"]}"#).await;
+    let e = next_json(&mut ws).await;
+    assert_eq!(e["variant"], "InvalidConfigureMessage", "{e}");
+    assert_eq!(e["code"], "KeytermsNotSupported");
+    send_text(
+        &mut ws,
+        r#"{"type":"Configure","features":{"numerals":false}}"#,
+    )
+    .await;
+    let s = srv
+        .wait_session(|s| s["query"]["model"] == "nova-2" && s["configure_count"] == 1)
+        .await;
+    assert_eq!(s["invalid_messages"], 1);
+    assert!(s["ended_at_ms"].is_null());
 }
 
 /// Results' `metadata.model_uuid` is the one model `Metadata` lists, with
