@@ -33,8 +33,9 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// Default speech engine: pocketsphinx (offline recognition, when built
-    /// with libpocketsphinx) or meter (speech activity only). Connections
-    /// may override it with ?engine=.
+    /// with libpocketsphinx), meter (speech activity only) or counter
+    /// (names the stream positions of self-describing test audio).
+    /// Connections may override it with ?engine=.
     #[arg(long)]
     pub engine: Option<String>,
     /// Directory served at / (index.html at /).

@@ -1,10 +1,12 @@
 //! Deepgram-compatible live transcription: `GET /v1/listen`.
 //!
 //! Mirrors the behaviour clients depend on: auth by `Authorization: Token K`
-//! or subprotocols `token, K` (401 at the upgrade when rejected), binary
-//! PCM16 in, `Results` out at least once per second of audio, `KeepAlive`,
-//! `Finalize`, `CloseStream` → finals + `Metadata` + close 1000, and the
-//! 10 s idle close 1011 `NET-0001`.
+//! (or `Bearer T`) or subprotocols `token, K` / `bearer, T` (401 at the
+//! upgrade when rejected), binary PCM16 in, `Results` out at least once per
+//! second of audio, finals that tile the stream, `SpeechStarted` and
+//! `UtteranceEnd` when asked for, `KeepAlive`, `Finalize`, `Configure`,
+//! `CloseStream` → finals + `Metadata` + close 1000, and the 10 s idle
+//! close 1011 `NET-0001`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,6 +14,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
@@ -22,6 +25,15 @@ use crate::http::ConnInfo;
 use crate::recording::SessionRecord;
 use crate::util::{self, fingerprint, iso8601, now_ms, token_ok};
 use crate::AppState;
+
+/// The one model this server claims to be: Results' `metadata.model_uuid`,
+/// and `Metadata`'s `models` and `model_info` key.
+pub const MODEL_UUID: &str = "4f1e9b2c-7d3a-4c68-9e05-b8a1d6c2f370";
+
+/// `{name, version, arch}` of [`MODEL_UUID`], the same in Results and Metadata.
+fn model_info() -> Value {
+    json!({ "name": "devserver", "version": env!("CARGO_PKG_VERSION"), "arch": "devserver" })
+}
 
 /// Per-connection settings parsed from the query.
 pub struct Params {
@@ -82,7 +94,11 @@ pub async fn handler(
     ws: WebSocketUpgrade,
 ) -> Response {
     let protocols = util::offered_protocols(&headers);
-    let sub_token = util::subprotocol_token(&protocols);
+    let offered = util::subprotocol_credential(&protocols);
+    let (scheme, sub_token) = match &offered {
+        Some((scheme, token)) => (Some(*scheme), token.clone()),
+        None => (None, None),
+    };
     let token = util::header_token(&headers).or_else(|| sub_token.clone());
     let p = params(&app, q);
     let record = SessionRecord {
@@ -99,6 +115,10 @@ pub async fn handler(
         let msg = format!("devserver only decodes encoding=linear16, got {enc:?}");
         return conn::end_http(&admitted.session, StatusCode::BAD_REQUEST, &msg);
     }
+    let opts = match Options::parse(&p.query) {
+        Ok(o) => o,
+        Err(msg) => return conn::end_http(&admitted.session, StatusCode::BAD_REQUEST, &msg),
+    };
     if !token_ok(app.cfg.token.as_deref(), token.as_deref()) {
         // Deepgram rejects bad credentials at the upgrade with HTTP 401.
         return conn::end_http(
@@ -109,19 +129,97 @@ pub async fn handler(
     }
     admitted.session.update(|r| {
         r.authenticated = true;
-        r.subprotocol = sub_token.as_ref().map(|_| "token".into());
+        r.subprotocol = scheme.map(Into::into);
     });
-    ws.protocols(["token"])
+    // Select exactly the scheme the credential came with (`token` or
+    // `bearer`): a browser that offered subprotocols fails a 101 that
+    // selects none.
+    ws.protocols(scheme)
         .max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
         .on_upgrade(move |socket| async move {
             let mut c = Conn::new(socket, admitted, app, info);
-            run(&mut c, p).await;
+            run(&mut c, p, opts).await;
             c.finish().await;
         })
 }
 
-async fn run(c: &mut Conn, p: Params) {
+/// The Deepgram-only query options.
+#[derive(Debug, Clone, Default)]
+struct Options {
+    /// `vad_events=true`: send `SpeechStarted`.
+    vad_events: bool,
+    /// `utterance_end_ms=N`: send `UtteranceEnd` after N ms without words.
+    utterance_end_ms: Option<u32>,
+    /// `model=`, for Configure's keyterms rule.
+    model: Option<String>,
+}
+
+impl Options {
+    fn parse(q: &BTreeMap<String, String>) -> Result<Options, String> {
+        let vad_events = match q.get("vad_events").map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(v) => return Err(format!("vad_events must be true or false, got {v:?}")),
+        };
+        let utterance_end_ms = match q.get("utterance_end_ms") {
+            None => None,
+            Some(v) => Some(
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|ms| (1..=600_000).contains(ms))
+                    .ok_or_else(|| format!("utterance_end_ms must be 1..=600000, got {v:?}"))?,
+            ),
+        };
+        Ok(Options {
+            vad_events,
+            utterance_end_ms,
+            model: q.get("model").cloned(),
+        })
+    }
+}
+
+/// The text messages a client may send (Deepgram's names and fields). The
+/// JSON errors serde gives for anything else read like the real server's
+/// `SchemaError` descriptions (it is a serde schema too).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type")]
+enum ClientMessage {
+    KeepAlive,
+    Finalize,
+    CloseStream,
+    Configure(Configure),
+}
+
+/// Deepgram's mid-stream `Configure` (the Python SDK's `send_configure`):
+/// replaces keyterms and switches formatting features. The engines here
+/// use neither, so it is recorded, not applied.
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct Configure {
+    #[serde(default)]
+    keyterms: Option<Vec<String>>,
+    #[serde(default)]
+    features: Option<BTreeMap<String, bool>>,
+    #[serde(default)]
+    processors: Option<Value>,
+    #[serde(default)]
+    language_hints: Option<Value>,
+}
+
+/// Deepgram's `Error` message for a text message it could not parse: the
+/// stream stays open (documented for Configure; seen for a misspelt
+/// `KeepAlive`).
+fn schema_error(e: &serde_json::Error, original: &str) -> Value {
+    json!({
+        "type": "Error",
+        "variant": "SchemaError",
+        "description": format!("Could not deserialize last text message: {e}"),
+        "message": original,
+    })
+}
+
+async fn run(c: &mut Conn, p: Params, opts: Options) {
     let request_id = uuid::Uuid::new_v4().to_string();
     c.set_engine(engine::spawn(EngineSpec {
         kind: p.engine,
@@ -129,6 +227,7 @@ async fn run(c: &mut Conn, p: Params) {
         channels: p.channels,
         grammar: p.grammar,
         base_secs: 0.0,
+        utterance_end_ms: opts.utterance_end_ms,
     }));
     let idle = c.app.cfg.timeouts.idle;
     let mut last_activity = Instant::now();
@@ -136,6 +235,9 @@ async fn run(c: &mut Conn, p: Params) {
     let mut sha = Sha256::new();
     // Set while a flush is outstanding: true when it came from CloseStream.
     let mut flushing: Vec<bool> = Vec::new();
+    // After CloseStream, audio is recorded but no longer transcribed: the
+    // finals end at what was received before it.
+    let mut closing = false;
     let bytes_per_sec = f64::from(p.sample_rate) * f64::from(p.channels) * 2.0;
     loop {
         match c.next().await {
@@ -144,6 +246,7 @@ async fn run(c: &mut Conn, p: Params) {
                 // favour of CloseStream in 2022, still honoured): treat it
                 // exactly like CloseStream.
                 c.session.update(|r| r.close_stream = true);
+                closing = true;
                 c.engine_send(EngineIn::Flush);
                 flushing.push(true);
             }
@@ -153,54 +256,90 @@ async fn run(c: &mut Conn, p: Params) {
             }
             Ev::Binary(b) => {
                 last_activity = Instant::now();
-                audio_bytes += b.len() as u64;
-                sha.update(&b);
                 c.session.add_audio(&b);
-                c.engine_send(EngineIn::Audio(b.to_vec()));
+                if !closing {
+                    audio_bytes += b.len() as u64;
+                    sha.update(&b);
+                    c.engine_send(EngineIn::Audio(b.to_vec()));
+                }
             }
             Ev::Text(t) if t.len() > MAX_TEXT => {
                 c.close(1009, "text frame too large").await;
                 return;
             }
-            Ev::Text(t) => {
-                let kind = serde_json::from_str::<Value>(&t)
-                    .ok()
-                    .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string));
-                match kind.as_deref() {
-                    Some("KeepAlive") => {
-                        last_activity = Instant::now();
-                        c.session.update(|r| r.keepalives += 1);
-                    }
-                    Some("Finalize") => {
-                        last_activity = Instant::now();
-                        c.session.update(|r| r.finalize_count += 1);
-                        c.engine_send(EngineIn::Flush);
-                        flushing.push(false);
-                    }
-                    Some("CloseStream") => {
-                        c.session.update(|r| r.close_stream = true);
-                        c.engine_send(EngineIn::Flush);
-                        flushing.push(true);
-                    }
-                    _ => {
+            Ev::Text(t) => match serde_json::from_str::<ClientMessage>(&t) {
+                Ok(ClientMessage::KeepAlive) => {
+                    last_activity = Instant::now();
+                    c.session.update(|r| r.keepalives += 1);
+                }
+                Ok(ClientMessage::Finalize) => {
+                    last_activity = Instant::now();
+                    c.session.update(|r| r.finalize_count += 1);
+                    c.engine_send(EngineIn::Flush);
+                    flushing.push(false);
+                }
+                Ok(ClientMessage::CloseStream) => {
+                    c.session.update(|r| r.close_stream = true);
+                    closing = true;
+                    c.engine_send(EngineIn::Flush);
+                    flushing.push(true);
+                }
+                Ok(ClientMessage::Configure(cfg)) => {
+                    last_activity = Instant::now();
+                    if let Some(err) = configure_rejection(&cfg, opts.model.as_deref()) {
                         c.session.update(|r| r.invalid_messages += 1);
-                        let warn = json!({
-                            "type": "Warning",
-                            "description": "devserver: unknown or invalid control message ignored",
-                            "variant": "unknown_message",
-                        });
-                        if !c.send_json(&warn).await {
+                        if !c.send_json(&err).await {
                             return;
                         }
+                        continue;
+                    }
+                    // Deepgram's Configure page: "A successful Configure on
+                    // /v1/listen produces no response message" (unlike Flux's
+                    // ConfigureSuccess, which neither SDK's Listen V1 types
+                    // know). A changelog entry announces a ConfigureSuccess
+                    // for /v1/listen too; until the SDKs carry that type,
+                    // success stays silent here and is only recorded.
+                    let cfg = serde_json::to_value(&cfg).unwrap_or(Value::Null);
+                    c.session.update(|r| {
+                        r.configure_count += 1;
+                        r.last_configure = Some(cfg);
+                    });
+                }
+                Err(e) => {
+                    c.session.update(|r| r.invalid_messages += 1);
+                    if !c.send_json(&schema_error(&e, &t)).await {
+                        return;
                     }
                 }
-            }
+            },
             Ev::Engine(EngineOut::Transcript(t)) => {
                 let msg = results(&t, &request_id);
                 if !c.send_json(&msg).await {
                     return;
                 }
                 c.session.update(|r| r.transcripts_sent += 1);
+            }
+            Ev::Engine(EngineOut::SpeechStarted { at }) => {
+                if opts.vad_events {
+                    let msg = json!({
+                        "type": "SpeechStarted",
+                        "channel": [0, 1],
+                        "timestamp": round_us(at),
+                    });
+                    if !c.send_json(&msg).await {
+                        return;
+                    }
+                }
+            }
+            Ev::Engine(EngineOut::UtteranceEnd { last_word_end }) => {
+                let msg = json!({
+                    "type": "UtteranceEnd",
+                    "channel": [0, 1],
+                    "last_word_end": round_us(last_word_end),
+                });
+                if !c.send_json(&msg).await {
+                    return;
+                }
             }
             Ev::Engine(EngineOut::Flushed) => {
                 if flushing.is_empty() {
@@ -215,8 +354,8 @@ async fn run(c: &mut Conn, p: Params) {
                         "created": iso8601(now_ms()),
                         "duration": audio_bytes as f64 / bytes_per_sec,
                         "channels": p.channels,
-                        "models": [],
-                        "model_info": {},
+                        "models": [MODEL_UUID],
+                        "model_info": { MODEL_UUID: model_info() },
                     });
                     if c.send_json(&meta).await {
                         c.close(1000, "").await;
@@ -242,7 +381,32 @@ async fn run(c: &mut Conn, p: Params) {
     }
 }
 
+/// Deepgram's documented rejection of a well-formed Configure: keyterms on
+/// a model other than Nova-3 (or Flux). The stream keeps its settings.
+/// Without `model=` the devserver's own model accepts keyterms.
+fn configure_rejection(cfg: &Configure, model: Option<&str>) -> Option<Value> {
+    let model = model?;
+    let supports = model.starts_with("nova-3") || model.starts_with("flux");
+    (cfg.keyterms.is_some() && !supports).then(|| {
+        json!({
+            "type": "Error",
+            "variant": "InvalidConfigureMessage",
+            "description": "`keyterms` are only supported for Nova-3 and Flux.",
+            "code": "KeytermsNotSupported",
+        })
+    })
+}
+
 /// A Deepgram `Results` message.
+///
+/// Times are rounded to whole microseconds, and `duration` is the rounded
+/// end minus the rounded start, so finals that tile in the engine tile in
+/// the JSON too: a final's `start` is exactly the previous final's `start +
+/// duration` in integer microseconds (and in samples, at any rate up to
+/// 500 kHz). Microseconds rather than Deepgram-like milliseconds, because a
+/// stream's end is rarely a whole millisecond (53 858 samples at 16 kHz are
+/// 3.366125 s) and a client confirming audio by the last final's end would
+/// otherwise miss up to half a millisecond of it.
 pub fn results(t: &Transcript, request_id: &str) -> Value {
     let words: Vec<Value> = t
         .words
@@ -250,18 +414,19 @@ pub fn results(t: &Transcript, request_id: &str) -> Value {
         .map(|w| {
             json!({
                 "word": w.word,
-                "start": round3(w.start),
-                "end": round3(w.end),
+                "start": round_us(w.start),
+                "end": round_us(w.end),
                 "confidence": w.confidence,
                 "punctuated_word": w.word,
             })
         })
         .collect();
+    let (start, end) = (micros(t.start), micros(t.end));
     json!({
         "type": "Results",
         "channel_index": [0, 1],
-        "duration": round3(t.end - t.start),
-        "start": round3(t.start),
+        "duration": (end - start) as f64 / 1e6,
+        "start": start as f64 / 1e6,
         "is_final": t.is_final,
         "speech_final": t.speech_final,
         "from_finalize": t.from_finalize,
@@ -274,12 +439,126 @@ pub fn results(t: &Transcript, request_id: &str) -> Value {
         },
         "metadata": {
             "request_id": request_id,
-            "model_info": { "name": "devserver", "version": env!("CARGO_PKG_VERSION"), "arch": "devserver" },
-            "model_uuid": "00000000-0000-0000-0000-000000000000",
+            "model_info": model_info(),
+            "model_uuid": MODEL_UUID,
         },
     })
 }
 
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
+/// Seconds as whole microseconds.
+fn micros(secs: f64) -> i64 {
+    (secs * 1e6).round() as i64
+}
+
+/// Seconds rounded to whole microseconds.
+fn round_us(secs: f64) -> f64 {
+    micros(secs) as f64 / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(t: &str) -> Result<ClientMessage, serde_json::Error> {
+        serde_json::from_str(t)
+    }
+
+    #[test]
+    fn control_messages_parse_and_others_get_a_schema_error() {
+        assert!(matches!(
+            msg(r#"{"type":"KeepAlive"}"#),
+            Ok(ClientMessage::KeepAlive)
+        ));
+        assert!(matches!(
+            msg(r#"{"type":"Finalize"}"#),
+            Ok(ClientMessage::Finalize)
+        ));
+        assert!(matches!(
+            msg(r#"{"type":"CloseStream"}"#),
+            Ok(ClientMessage::CloseStream)
+        ));
+        let cfg = r#"{"type":"Configure","keyterms":["Deepgram"],"features":{"numerals":true}}"#;
+        match msg(cfg) {
+            Ok(ClientMessage::Configure(c)) => {
+                assert_eq!(c.keyterms, Some(vec!["Deepgram".to_string()]));
+                assert!(c.features.unwrap()["numerals"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // The Python SDK may send explicit nulls for fields it leaves alone.
+        assert!(matches!(
+            msg(r#"{"type":"Configure","keyterms":null,"features":null}"#),
+            Ok(ClientMessage::Configure(_))
+        ));
+        for bad in [
+            r#"{"type":"KeepAlive "}"#,
+            r#"{"type":"Configure","keyterm":["x"]}"#,
+            r#"{"type":"Configure","keyterms":"x"}"#,
+            r#"{"kind":"KeepAlive"}"#,
+            "not json",
+        ] {
+            let e = msg(bad).expect_err(bad);
+            let v = schema_error(&e, bad);
+            assert_eq!(v["type"], "Error");
+            assert_eq!(v["variant"], "SchemaError");
+            assert_eq!(v["message"], bad);
+            let d = v["description"].as_str().unwrap();
+            assert!(
+                d.starts_with("Could not deserialize last text message: "),
+                "{d}"
+            );
+        }
+        let e = msg(r#"{"type":"Configure","keyterm":["x"]}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `keyterm`"), "{e}");
+    }
+
+    #[test]
+    fn keyterms_are_rejected_only_on_models_without_them() {
+        let cfg = Configure {
+            keyterms: Some(vec!["a".into()]),
+            features: None,
+            processors: None,
+            language_hints: None,
+        };
+        let err = configure_rejection(&cfg, Some("nova-2")).unwrap();
+        assert_eq!(err["variant"], "InvalidConfigureMessage");
+        assert_eq!(err["code"], "KeytermsNotSupported");
+        assert!(configure_rejection(&cfg, Some("nova-3-medical")).is_none());
+        assert!(configure_rejection(&cfg, None).is_none());
+        let features_only = Configure {
+            keyterms: None,
+            ..cfg
+        };
+        assert!(configure_rejection(&features_only, Some("nova-2")).is_none());
+    }
+
+    /// `start + duration` of one final is the next one's `start`, exactly,
+    /// in the JSON's own rounding, for boundaries at any frame.
+    #[test]
+    fn rounded_results_still_tile() {
+        let rate = 44_100.0;
+        let bounds = [0u64, 1, 7, 22_050, 53_858, 99_999, 100_000];
+        let mut prev_end: Option<i64> = None;
+        for w in bounds.windows(2) {
+            let t = Transcript::new(
+                "a b".into(),
+                w[0] as f64 / rate,
+                w[1] as f64 / rate,
+                true,
+                1.0,
+            );
+            let r = results(&t, "rid");
+            let (s, d) = (
+                r["start"].as_f64().unwrap(),
+                r["duration"].as_f64().unwrap(),
+            );
+            if let Some(e) = prev_end {
+                assert_eq!(micros(s), e, "{r}");
+            }
+            prev_end = Some(micros(s) + micros(d));
+            // Within one sample of the true end.
+            assert!(((s + d) * rate - w[1] as f64).abs() < 0.5, "{r}");
+            assert_eq!(r["metadata"]["model_uuid"], MODEL_UUID);
+        }
+    }
 }

@@ -227,6 +227,7 @@ async fn run(c: &mut Conn, p: Params) {
         channels: p.channels,
         grammar: p.grammar,
         base_secs: hwm as f64 / bytes_per_sec,
+        utterance_end_ms: None,
     }));
     let t = c.app.cfg.timeouts.clone();
     let mut off = offset;
@@ -345,6 +346,7 @@ async fn run(c: &mut Conn, p: Params) {
                     return;
                 }
             }
+            Ev::Engine(EngineOut::SpeechStarted { .. } | EngineOut::UtteranceEnd { .. }) => {}
             Ev::Engine(EngineOut::Failed(e)) => {
                 eprintln!("devserver: engine failed: {e}");
                 c.close(1011, &format!("engine failed: {e}")).await;

@@ -68,6 +68,7 @@ async fn run(c: &mut Conn, p: Params) {
         channels: p.channels,
         grammar: p.grammar,
         base_secs: 0.0,
+        utterance_end_ms: None,
     }));
     let t = c.app.cfg.timeouts.clone();
     let mut last_inbound = Instant::now();
@@ -124,7 +125,12 @@ async fn run(c: &mut Conn, p: Params) {
                 }
                 c.session.update(|r| r.transcripts_sent += 1);
             }
-            Ev::Engine(EngineOut::Flushed) => {}
+            // Omi has no VAD events; empty finals were skipped above.
+            Ev::Engine(
+                EngineOut::Flushed
+                | EngineOut::SpeechStarted { .. }
+                | EngineOut::UtteranceEnd { .. },
+            ) => {}
             Ev::Engine(EngineOut::Failed(e)) => {
                 eprintln!("devserver: engine failed: {e}");
                 c.close(1011, &format!("engine failed: {e}")).await;

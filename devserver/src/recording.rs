@@ -40,6 +40,9 @@ pub struct SessionRecord {
     pub last_audio_ms: Option<u64>,
     pub keepalives: u64,
     pub finalize_count: u64,
+    /// Deepgram: `Configure` messages accepted, and the last one.
+    pub configure_count: u64,
+    pub last_configure: Option<serde_json::Value>,
     pub close_stream: bool,
     /// Generic: the stream id from `start`.
     pub stream: Option<String>,

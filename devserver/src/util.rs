@@ -80,6 +80,23 @@ pub fn subprotocol_token(protocols: &[String]) -> Option<String> {
     protocols.get(i + 1).cloned()
 }
 
+/// A credential offered as a pair of subprotocols: `token, K` (Deepgram's
+/// API-key form) or `bearer, T` (short-lived access tokens: the Deepgram
+/// SDK's browser path). Returns the scheme, which the server must select in
+/// its 101 (browsers fail the handshake otherwise), and the credential
+/// after it, if any. The first scheme offered wins.
+pub fn subprotocol_credential(protocols: &[String]) -> Option<(&'static str, Option<String>)> {
+    let (i, scheme) = protocols
+        .iter()
+        .enumerate()
+        .find_map(|(i, p)| match p.as_str() {
+            "token" => Some((i, "token")),
+            "bearer" => Some((i, "bearer")),
+            _ => None,
+        })?;
+    Some((scheme, protocols.get(i + 1).cloned()))
+}
+
 /// `Authorization: Token K` (Deepgram) or `Bearer K`.
 pub fn header_token(headers: &HeaderMap) -> Option<String> {
     let v = headers.get("authorization")?.to_str().ok()?.trim();
@@ -131,6 +148,25 @@ mod tests {
         assert!(!token_ok(Some("k"), None));
         assert!(!token_ok(Some("k"), Some("j")));
         assert!(token_ok(Some("k"), Some("k")));
+    }
+
+    #[test]
+    fn token_and_bearer_subprotocols_carry_credentials() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            subprotocol_credential(&v(&["token", "k1"])),
+            Some(("token", Some("k1".into())))
+        );
+        assert_eq!(
+            subprotocol_credential(&v(&["bearer", "eyJ.x.y"])),
+            Some(("bearer", Some("eyJ.x.y".into())))
+        );
+        assert_eq!(
+            subprotocol_credential(&v(&["bearer"])),
+            Some(("bearer", None))
+        );
+        assert_eq!(subprotocol_credential(&v(&["chat", "v2"])), None);
+        assert_eq!(subprotocol_token(&v(&["bearer", "t"])), None);
     }
 
     #[test]

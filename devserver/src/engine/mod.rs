@@ -2,6 +2,7 @@
 //! gets its own worker thread, because pocketsphinx calls block for tens of
 //! milliseconds and must not stall the async runtime.
 
+pub mod counter;
 pub mod meter;
 pub mod pocketsphinx;
 
@@ -17,6 +18,9 @@ pub enum EngineKind {
     Meter,
     /// Offline recognition through the system libpocketsphinx.
     Pocketsphinx,
+    /// Decodes self-describing test audio and names the stream positions
+    /// it received (`pos 0-16000`), for the client's fault matrix.
+    Counter,
 }
 
 impl EngineKind {
@@ -33,6 +37,7 @@ impl EngineKind {
         match self {
             EngineKind::Meter => "meter",
             EngineKind::Pocketsphinx => "pocketsphinx",
+            EngineKind::Counter => "counter",
         }
     }
 
@@ -40,13 +45,14 @@ impl EngineKind {
     pub fn parse(s: &str) -> Result<EngineKind, String> {
         match s {
             "meter" => Ok(EngineKind::Meter),
+            "counter" => Ok(EngineKind::Counter),
             "pocketsphinx" if pocketsphinx::AVAILABLE => Ok(EngineKind::Pocketsphinx),
             "pocketsphinx" => Err(
                 "engine pocketsphinx is unavailable: devserver was built without libpocketsphinx \
                  (install libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pkg-config and rebuild)"
                     .into(),
             ),
-            other => Err(format!("unknown engine {other:?} (expected meter or pocketsphinx)")),
+            other => Err(format!("unknown engine {other:?} (expected meter, pocketsphinx or counter)")),
         }
     }
 }
@@ -61,6 +67,12 @@ pub struct Word {
 }
 
 /// A transcript, interim or final. Times are seconds from the stream start.
+///
+/// Out of the worker, finals tile the stream: the first starts at the
+/// worker's start, each next one where the previous ended, and the flush
+/// final ends at the last frame received. Every `start`/`end` is computed
+/// from an integer frame count by one function ([`Worker::secs`]), so equal
+/// frames give bit-identical times.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transcript {
     pub text: String,
@@ -109,14 +121,31 @@ impl Transcript {
     }
 }
 
+/// What a recogniser reports. Times are seconds of the recogniser's own
+/// audio (at its own rate, from its first sample).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecEvent {
+    Transcript(Transcript),
+    /// Speech began at this time (meter: a speech run starts; pocketsphinx:
+    /// its in-speech flag goes true).
+    SpeechStarted(f64),
+}
+
 /// A recogniser fed with mono samples at its own rate.
+///
+/// Its utterance times are only advice: the worker maps them onto a tiling
+/// of the stream (see [`Worker`]), moving boundaries where needed.
 pub trait Recognizer: Send {
     /// The sample rate it wants.
     fn sample_rate(&self) -> u32;
-    /// Consumes samples; pushes any transcripts they produce.
-    fn feed(&mut self, samples: &[i16], out: &mut Vec<Transcript>);
+    /// Consumes samples; pushes any events they produce, in order.
+    fn feed(&mut self, samples: &[i16], out: &mut Vec<RecEvent>);
     /// Ends the current utterance now; pushes its final transcript, if any.
-    fn flush(&mut self, out: &mut Vec<Transcript>);
+    fn flush(&mut self, out: &mut Vec<RecEvent>);
+    /// Whether an utterance is in progress, i.e. its final is still to
+    /// come. While it is, the worker keeps clients fed with interims rather
+    /// than closing the gap with an empty final.
+    fn in_utterance(&self) -> bool;
 }
 
 /// Per-connection engine parameters.
@@ -131,6 +160,10 @@ pub struct EngineSpec {
     /// Stream time of the first byte this worker will see, in seconds (the
     /// generic endpoint resumes streams in the middle).
     pub base_secs: f64,
+    /// Emit [`EngineOut::UtteranceEnd`] once this many milliseconds of audio
+    /// passed after the last word without a new one (Deepgram's
+    /// `utterance_end_ms`).
+    pub utterance_end_ms: Option<u32>,
 }
 
 /// Input to an engine worker.
@@ -138,7 +171,8 @@ pub struct EngineSpec {
 pub enum EngineIn {
     /// PCM16 little-endian bytes (any length; odd bytes carry over).
     Audio(Vec<u8>),
-    /// Finish the current utterance; answered with `Flushed` after its finals.
+    /// Finalize everything received so far; answered with `Flushed` after
+    /// the finals, the last of which ends at the last frame received.
     Flush,
 }
 
@@ -146,6 +180,15 @@ pub enum EngineIn {
 #[derive(Debug)]
 pub enum EngineOut {
     Transcript(Transcript),
+    /// Speech started at `at` (stream seconds).
+    SpeechStarted {
+        at: f64,
+    },
+    /// `utterance_end_ms` of audio passed since the last word, which ended
+    /// at `last_word_end` (stream seconds).
+    UtteranceEnd {
+        last_word_end: f64,
+    },
     /// Every final for the audio sent before the flush has been emitted.
     Flushed,
     /// The engine could not start (e.g. the model failed to load).
@@ -180,8 +223,8 @@ pub fn spawn(spec: EngineSpec) -> EngineHandle {
                 }
                 return;
             }
-            for t in out {
-                let _ = out_tx.send(EngineOut::Transcript(t));
+            for o in out {
+                let _ = out_tx.send(o);
             }
             if flushed {
                 let _ = out_tx.send(EngineOut::Flushed);
@@ -203,18 +246,54 @@ pub fn spawn(spec: EngineSpec) -> EngineHandle {
     }
 }
 
+/// How a recogniser final is placed on the tiling.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Ends where the recogniser says (clamped into what was received).
+    AsReported,
+    /// Produced by a flush (`from_finalize`), ending where reported.
+    Flush,
+    /// The flush's last final: extended to the last frame received.
+    FlushLast,
+}
+
 /// Adapts the incoming stream (any rate, any channel count, byte frames that
-/// may split samples) to a recogniser, and guarantees a result at least once
-/// per second of audio (clients' liveness watchdogs rely on it, as they do
-/// with the real Deepgram).
+/// may split samples) to a recogniser, and turns what the recogniser says
+/// into results that clients can confirm audio by:
+///
+/// - **Finals tile the stream.** All times are kept as integer input frames.
+///   `final_end` is where the last final ended (0 at first); every final
+///   covers `[final_end, its end]` and moves `final_end` there. A
+///   recogniser's own utterance boundaries are only advice: a final's start
+///   is moved back to `final_end` (covering the pause before it), and an end
+///   before `final_end` or beyond the audio received is clamped. When speech
+///   starts later than `final_end`, an empty final first covers the silence
+///   up to it, so speech finals start where the speech does.
+/// - **A result at least once per second of audio** (clients' liveness
+///   watchdogs rely on it, as they do with the real Deepgram): outside an
+///   utterance an empty final closes the gap, so silence is confirmed too;
+///   inside one the latest interim is repeated, extended to the current
+///   point, since the words of that audio are still to come.
+/// - **Interims** cover `[final_end, current point]`.
+/// - **A flush finalizes everything received:** the recogniser's pending
+///   finals, the last of them extended to the last frame received (or an
+///   empty final there), all `from_finalize`.
 struct Worker {
     spec: EngineSpec,
     rec: Option<Box<dyn Recognizer>>,
     carry: Vec<u8>,
     /// Input frames (one sample per channel) seen so far.
     frames_in: u64,
+    /// Where the last final ended, in input frames: the next final starts here.
+    final_end: u64,
     /// Input frame count at the last emitted result.
     last_result_frame: u64,
+    /// The latest interim of the utterance in progress, re-sent (extended)
+    /// by the once-per-second rule.
+    interim: Option<Transcript>,
+    /// End of the last word in any result (input frames), until
+    /// `UtteranceEnd` reports it.
+    last_word_end: Option<u64>,
     /// Fractional resampling position.
     resample_pos: f64,
     last_sample: i16,
@@ -227,20 +306,35 @@ impl Worker {
             rec: None,
             carry: Vec::new(),
             frames_in: 0,
+            final_end: 0,
             last_result_frame: 0,
+            interim: None,
+            last_word_end: None,
             resample_pos: 0.0,
             last_sample: 0,
         }
     }
 
+    fn rate(&self) -> u64 {
+        u64::from(self.spec.sample_rate.max(1))
+    }
+
+    /// Stream seconds of an input frame count: the only place times are made.
     fn secs(&self, frames: u64) -> f64 {
-        self.spec.base_secs + frames as f64 / f64::from(self.spec.sample_rate.max(1))
+        self.spec.base_secs + frames as f64 / self.rate() as f64
+    }
+
+    /// The input frame nearest to a recogniser time, within what was received.
+    fn frame_of(&self, rec_secs: f64) -> u64 {
+        let f = (rec_secs.max(0.0) * self.rate() as f64).round() as u64;
+        f.min(self.frames_in)
     }
 
     fn recognizer(&mut self) -> Result<&mut Box<dyn Recognizer>, String> {
         if self.rec.is_none() {
             let rec: Box<dyn Recognizer> = match self.spec.kind {
                 EngineKind::Meter => Box::new(meter::Meter::new(self.spec.sample_rate)),
+                EngineKind::Counter => Box::new(counter::Counter::new(self.spec.sample_rate)),
                 EngineKind::Pocketsphinx => pocketsphinx::recognizer(self.spec.grammar.clone())?,
             };
             self.rec = Some(rec);
@@ -248,25 +342,44 @@ impl Worker {
         Ok(self.rec.as_mut().expect("recognizer was just created"))
     }
 
-    fn handle(&mut self, msg: EngineIn, out: &mut Vec<Transcript>) -> Result<(), String> {
+    fn handle(&mut self, msg: EngineIn, out: &mut Vec<EngineOut>) -> Result<(), String> {
         match msg {
             EngineIn::Audio(bytes) => self.audio(&bytes, out)?,
-            EngineIn::Flush => {
-                if let Some(rec) = self.rec.as_mut() {
-                    let mut raw = Vec::new();
-                    rec.flush(&mut raw);
-                    for mut t in raw {
-                        t.from_finalize = true;
-                        out.push(self.shift(t));
-                    }
-                    self.last_result_frame = self.frames_in;
-                }
-            }
+            EngineIn::Flush => self.flush(out),
         }
         Ok(())
     }
 
-    fn audio(&mut self, bytes: &[u8], out: &mut Vec<Transcript>) -> Result<(), String> {
+    fn flush(&mut self, out: &mut Vec<EngineOut>) {
+        let Some(rec) = self.rec.as_mut() else {
+            // No audio ever arrived: nothing to finalize.
+            return;
+        };
+        let mut raw = Vec::new();
+        rec.flush(&mut raw);
+        let last_final = raw
+            .iter()
+            .rposition(|e| matches!(e, RecEvent::Transcript(t) if t.is_final));
+        for (i, ev) in raw.into_iter().enumerate() {
+            let place = if Some(i) == last_final {
+                Place::FlushLast
+            } else {
+                Place::Flush
+            };
+            self.place(ev, place, out);
+        }
+        if last_final.is_none() {
+            // Silence (or nothing new) since the last final: an empty
+            // final still answers the flush and ends at the last frame.
+            let mut t = self.tile(None, self.frames_in, true);
+            t.from_finalize = true;
+            self.push(t, out);
+        }
+        self.interim = None;
+        self.last_result_frame = self.frames_in;
+    }
+
+    fn audio(&mut self, bytes: &[u8], out: &mut Vec<EngineOut>) -> Result<(), String> {
         let channels = usize::from(self.spec.channels.max(1));
         let mut data = std::mem::take(&mut self.carry);
         data.extend_from_slice(bytes);
@@ -288,35 +401,120 @@ impl Worker {
         };
         let mut raw = Vec::new();
         self.recognizer()?.feed(&samples, &mut raw);
-        if !raw.is_empty() {
-            self.last_result_frame = self.frames_in;
+        for ev in raw {
+            self.place(ev, Place::AsReported, out);
         }
-        for t in raw {
-            out.push(self.shift(t));
+        if self.frames_in - self.last_result_frame >= self.rate() {
+            let in_utterance = self.rec.as_ref().is_some_and(|r| r.in_utterance());
+            match self.interim.clone() {
+                // Same words, longer span: the utterance goes on.
+                Some(mut t) if in_utterance => {
+                    t.end = self.secs(self.frames_in);
+                    self.push(t, out);
+                }
+                // Speech without words yet: nothing may be finalized.
+                None if in_utterance => {
+                    let t = self.tile(None, self.frames_in, false);
+                    self.push(t, out);
+                }
+                _ => {
+                    self.interim = None;
+                    let t = self.tile(None, self.frames_in, true);
+                    self.push(t, out);
+                }
+            }
         }
-        let rate = u64::from(self.spec.sample_rate.max(1));
-        if self.frames_in - self.last_result_frame >= rate {
-            let start = self.secs(self.last_result_frame);
-            let end = self.secs(self.frames_in);
-            let mut t = Transcript::new(String::new(), start, end, true, 0.0);
-            t.speech_final = false;
-            out.push(t);
-            self.last_result_frame = self.frames_in;
-        }
+        self.utterance_end(out);
         Ok(())
     }
 
-    /// Moves a recogniser transcript (seconds since its own start, at its own
-    /// rate) to stream time.
-    fn shift(&self, mut t: Transcript) -> Transcript {
-        let base = self.spec.base_secs;
-        t.start += base;
-        t.end += base;
-        for w in &mut t.words {
-            w.start += base;
-            w.end += base;
+    /// `UtteranceEnd` once `utterance_end_ms` of audio passed after the
+    /// last word with no newer word (Deepgram's documented semantics: a gap
+    /// in the word timings of interim and final results).
+    fn utterance_end(&mut self, out: &mut Vec<EngineOut>) {
+        let (Some(ms), Some(last)) = (self.spec.utterance_end_ms, self.last_word_end) else {
+            return;
+        };
+        let gap = u64::from(ms) * self.rate() / 1000;
+        if self.frames_in >= last + gap {
+            out.push(EngineOut::UtteranceEnd {
+                last_word_end: self.secs(last),
+            });
+            self.last_word_end = None;
+        }
+    }
+
+    /// Puts one recogniser event on the tiling.
+    fn place(&mut self, ev: RecEvent, place: Place, out: &mut Vec<EngineOut>) {
+        match ev {
+            RecEvent::SpeechStarted(at) => {
+                let f = self.frame_of(at);
+                if f > self.final_end && place == Place::AsReported {
+                    // The pause before the speech gets its own empty final,
+                    // so the speech's final starts where the speech does.
+                    let t = self.tile(None, f, true);
+                    self.push(t, out);
+                }
+                out.push(EngineOut::SpeechStarted { at: self.secs(f) });
+            }
+            RecEvent::Transcript(src) if src.is_final => {
+                let end = match place {
+                    Place::FlushLast => self.frames_in,
+                    _ => self.frame_of(src.end).max(self.final_end),
+                };
+                let mut t = self.tile(Some(&src), end, true);
+                t.from_finalize = place != Place::AsReported;
+                self.interim = None;
+                self.push(t, out);
+            }
+            RecEvent::Transcript(src) => {
+                let end = self.frame_of(src.end).max(self.final_end);
+                let t = self.tile(Some(&src), end, false);
+                self.interim = Some(t.clone());
+                self.push(t, out);
+            }
+        }
+    }
+
+    /// A result covering `[final_end, end]` with `src`'s text and words (or
+    /// empty), moving `final_end` when it is a final. Word times are kept
+    /// where the recogniser put them, clamped into the span.
+    fn tile(&mut self, src: Option<&Transcript>, end: u64, is_final: bool) -> Transcript {
+        let (s, e) = (self.final_end, end.max(self.final_end));
+        let mut t = Transcript::new(String::new(), self.secs(s), self.secs(e), is_final, 0.0);
+        if let Some(src) = src {
+            t.text = src.text.clone();
+            t.confidence = src.confidence;
+            t.speech_final = src.speech_final && is_final;
+            let mut last_word_end = None;
+            t.words = src
+                .words
+                .iter()
+                .map(|w| {
+                    let ws = self.frame_of(w.start).clamp(s, e);
+                    let we = self.frame_of(w.end).clamp(ws, e);
+                    last_word_end = Some(we);
+                    Word {
+                        word: w.word.clone(),
+                        start: self.secs(ws),
+                        end: self.secs(we),
+                        confidence: w.confidence,
+                    }
+                })
+                .collect();
+            if last_word_end.is_some() {
+                self.last_word_end = last_word_end;
+            }
+        }
+        if is_final {
+            self.final_end = e;
         }
         t
+    }
+
+    fn push(&mut self, t: Transcript, out: &mut Vec<EngineOut>) {
+        self.last_result_frame = self.frames_in;
+        out.push(EngineOut::Transcript(t));
     }
 
     /// Linear-interpolation resampling: good enough for a development
@@ -361,7 +559,53 @@ mod tests {
             channels,
             grammar: None,
             base_secs: 0.0,
+            utterance_end_ms: None,
         }
+    }
+
+    /// PCM16 bytes: a loud tone (`amp` > 0) or silence.
+    fn tone(secs: f64, amp: f64, rate: u32) -> Vec<u8> {
+        (0..(f64::from(rate) * secs) as usize)
+            .flat_map(|i| (((i as f64 * 0.2).sin() * amp * 32767.0) as i16).to_le_bytes())
+            .collect()
+    }
+
+    fn feed(w: &mut Worker, bytes: &[u8], chunk: usize, out: &mut Vec<EngineOut>) {
+        for c in bytes.chunks(chunk) {
+            w.audio(c, out).unwrap();
+        }
+    }
+
+    fn transcripts(out: &[EngineOut]) -> Vec<&Transcript> {
+        out.iter()
+            .filter_map(|o| match o {
+                EngineOut::Transcript(t) => Some(t),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every final starts exactly where the previous one ended (the first
+    /// at 0), none has negative length, and interims start at the last
+    /// final's end. Returns the finals.
+    fn assert_tiles(out: &[EngineOut]) -> Vec<&Transcript> {
+        let mut end = 0.0;
+        let mut finals = Vec::new();
+        for t in transcripts(out) {
+            assert_eq!(t.start, end, "{t:?} does not start at {end} in {out:?}");
+            assert!(t.end >= t.start, "{t:?}");
+            for w in &t.words {
+                assert!(
+                    t.start <= w.start && w.start <= w.end && w.end <= t.end,
+                    "{t:?}"
+                );
+            }
+            if t.is_final {
+                end = t.end;
+                finals.push(t);
+            }
+        }
+        finals
     }
 
     #[test]
@@ -385,8 +629,185 @@ mod tests {
         for _ in 0..30 {
             w.audio(&vec![0u8; 9_600], &mut out).unwrap(); // 100 ms
         }
+        let finals = assert_tiles(&out);
         assert_eq!(out.len(), 3, "{out:?}");
-        assert!((out[2].end - 3.0).abs() < 1e-9);
+        assert_eq!(finals.len(), 3, "silence is confirmed by empty finals");
+        assert!(finals.iter().all(|t| t.text.is_empty()));
+        assert_eq!(finals[2].end, 3.0);
+    }
+
+    /// The meter's empty final used to cover 0-1.0 s while the speech final
+    /// started at 0.52 s, and the audio after the last final was never
+    /// finalized. Now: silence, speech, silence tile the stream, and the
+    /// flush ends at the last frame received.
+    #[test]
+    fn meter_finals_tile_the_stream_and_a_flush_ends_at_the_last_frame() {
+        let mut w = Worker::new(spec(16_000, 1));
+        let mut out = Vec::new();
+        let mut audio = tone(0.52, 0.0, 16_000);
+        audio.extend(tone(1.2, 0.5, 16_000));
+        audio.extend(tone(2.3, 0.0, 16_000));
+        audio.extend(tone(0.41, 0.5, 16_000));
+        feed(&mut w, &audio, 3200, &mut out);
+        w.flush(&mut out);
+        let finals = assert_tiles(&out);
+        let last = finals.last().unwrap();
+        assert_eq!(last.end, (audio.len() / 2) as f64 / 16_000.0);
+        assert!(last.from_finalize && last.text.starts_with("[meter] speech 0.4s"));
+        assert!(finals[..finals.len() - 1].iter().all(|t| !t.from_finalize));
+        // The pause before the speech has its own empty final, so the
+        // speech's final starts where the speech does.
+        assert_eq!(finals[0].text, "");
+        assert!((finals[0].end - 0.52).abs() < 0.021, "{:?}", finals[0]);
+        let speech = finals.iter().find(|t| !t.text.is_empty()).unwrap();
+        assert_eq!(speech.start, finals[0].end);
+        assert!(speech.text.starts_with("[meter] speech 1.2s"), "{speech:?}");
+        let starts: Vec<f64> = out
+            .iter()
+            .filter_map(|o| match o {
+                EngineOut::SpeechStarted { at } => Some(*at),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(starts.len(), 2, "{out:?}");
+        assert_eq!(starts[0], speech.start);
+    }
+
+    #[test]
+    fn a_flush_with_nothing_new_still_answers_with_a_final_at_the_end() {
+        let mut w = Worker::new(spec(16_000, 1));
+        let mut out = Vec::new();
+        w.flush(&mut out);
+        assert!(out.is_empty(), "no audio, nothing to finalize: {out:?}");
+        feed(&mut w, &tone(1.0, 0.0, 16_000), 3200, &mut out);
+        w.flush(&mut out);
+        w.flush(&mut out);
+        let finals = assert_tiles(&out);
+        let n = finals.len();
+        assert!(finals[n - 1].from_finalize && finals[n - 2].from_finalize);
+        assert_eq!(finals[n - 1].start, 1.0);
+        assert_eq!(finals[n - 1].end, 1.0);
+        // Audio after a Finalize goes on tiling from there.
+        feed(&mut w, &tone(0.3, 0.5, 16_000), 3200, &mut out);
+        w.flush(&mut out);
+        let finals = assert_tiles(&out);
+        assert_eq!(finals.last().unwrap().end, 1.3);
+    }
+
+    /// Resampled engines (pocketsphinx at 16 kHz under 48 kHz input) report
+    /// times that do not fall on input frames; the tiling is still exact.
+    #[test]
+    fn tiling_is_exact_at_any_input_rate() {
+        for rate in [8_000, 44_100, 48_000] {
+            let mut w = Worker::new(spec(rate, 1));
+            let mut out = Vec::new();
+            let mut audio = tone(0.7, 0.0, rate);
+            audio.extend(tone(1.9, 0.5, rate));
+            audio.extend(tone(1.3, 0.0, rate));
+            feed(&mut w, &audio, 4410, &mut out);
+            w.flush(&mut out);
+            let finals = assert_tiles(&out);
+            let frames = (audio.len() / 2) as u64;
+            assert_eq!(finals.last().unwrap().end, w.secs(frames), "{rate}");
+        }
+    }
+
+    #[test]
+    fn utterance_end_comes_once_the_gap_after_the_last_word_is_long_enough() {
+        let mut s = spec(16_000, 1);
+        s.utterance_end_ms = Some(1000);
+        let mut w = Worker::new(s);
+        let mut out = Vec::new();
+        let mut audio = tone(0.5, 0.0, 16_000);
+        audio.extend(tone(0.6, 0.5, 16_000));
+        feed(&mut w, &audio, 1600, &mut out);
+        let before_gap = out.len();
+        feed(&mut w, &tone(0.9, 0.0, 16_000), 1600, &mut out);
+        let ends = |out: &[EngineOut]| -> Vec<f64> {
+            out.iter()
+                .filter_map(|o| match o {
+                    EngineOut::UtteranceEnd { last_word_end } => Some(*last_word_end),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert!(ends(&out).is_empty(), "0.9 s after the words is too early");
+        feed(&mut w, &tone(2.0, 0.0, 16_000), 1600, &mut out);
+        let got = ends(&out);
+        assert_eq!(got.len(), 1, "once per gap: {out:?}");
+        // The meter's words end where its speech final ends.
+        let speech_final = transcripts(&out[before_gap..])
+            .into_iter()
+            .find(|t| t.is_final && !t.text.is_empty())
+            .unwrap();
+        assert_eq!(got[0], speech_final.end);
+        assert!((got[0] - 1.1).abs() < 0.021, "{got:?}");
+    }
+
+    #[test]
+    fn the_counter_engine_gets_the_input_unresampled() {
+        let mut s = spec(44_100, 1);
+        s.kind = EngineKind::Counter;
+        let mut w = Worker::new(s);
+        let mut out = Vec::new();
+        feed(&mut w, &counter::encode_bytes(0, 50_000), 8820, &mut out);
+        w.flush(&mut out);
+        let finals = assert_tiles(&out);
+        let texts: Vec<&str> = finals.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(texts, vec!["pos 0-44100", "pos 44100-50000"]);
+        assert_eq!(finals[1].end, 50_000.0 / 44_100.0);
+    }
+
+    /// A recogniser that is in an utterance for as long as `speaking`, says
+    /// nothing until flushed, then gives one final for everything.
+    struct Mute {
+        speaking: bool,
+        fed: u64,
+    }
+
+    impl Recognizer for Mute {
+        fn sample_rate(&self) -> u32 {
+            16_000
+        }
+        fn feed(&mut self, samples: &[i16], _out: &mut Vec<RecEvent>) {
+            self.fed += samples.len() as u64;
+        }
+        fn flush(&mut self, out: &mut Vec<RecEvent>) {
+            let end = self.fed as f64 / 16_000.0;
+            out.push(RecEvent::Transcript(Transcript::new(
+                "late words".into(),
+                0.0,
+                end,
+                true,
+                0.5,
+            )));
+            self.speaking = false;
+        }
+        fn in_utterance(&self) -> bool {
+            self.speaking
+        }
+    }
+
+    /// During an utterance whose words are still to come, the once-per-
+    /// second rule keeps the client fed with interims and finalizes
+    /// nothing: a final would confirm audio whose words had not come yet.
+    #[test]
+    fn inside_an_utterance_the_per_second_result_is_an_interim() {
+        let mut w = Worker::new(spec(16_000, 1));
+        w.rec = Some(Box::new(Mute {
+            speaking: true,
+            fed: 0,
+        }));
+        let mut out = Vec::new();
+        feed(&mut w, &tone(2.5, 0.0, 16_000), 3200, &mut out);
+        let ts = transcripts(&out);
+        assert_eq!(ts.len(), 2, "{out:?}");
+        assert!(ts.iter().all(|t| !t.is_final && t.start == 0.0), "{out:?}");
+        w.flush(&mut out);
+        let finals = assert_tiles(&out);
+        assert_eq!(finals.len(), 1);
+        assert_eq!((finals[0].start, finals[0].end), (0.0, 2.5));
+        assert_eq!(finals[0].words.len(), 2);
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! Loading a decoder costs ~0.35 s and ~93 MB, and browser tests open
 //! hundreds of short connections, so idle decoders go back to a small pool
 //! (one pool per grammar) instead of being freed.
+//!
+//! The utterance times reported here (back-dated starts, 5 s cuts) are
+//! advice: the engine worker moves them so finals tile the stream
+//! (`engine::Worker`).
 
 use std::sync::Arc;
 
@@ -51,7 +55,7 @@ mod imp {
     use std::ffi::{c_char, c_int, c_void, CStr, CString};
     use std::sync::{Arc, Mutex, Once};
 
-    use crate::engine::{Recognizer, Transcript};
+    use crate::engine::{RecEvent, Recognizer, Transcript};
     use crate::recording::lock;
 
     extern "C" {
@@ -245,6 +249,9 @@ mod imp {
         /// Where the current utterance's speech began, when in speech.
         utt_start: Option<u64>,
         was_in_speech: bool,
+        /// SpeechStarted was reported and in-speech has not gone false since
+        /// (an utterance cut by the cap goes on without a new one).
+        speech_reported: bool,
         last_partial: String,
     }
 
@@ -257,6 +264,7 @@ mod imp {
                 pos: 0,
                 utt_start: None,
                 was_in_speech: false,
+                speech_reported: false,
                 last_partial: String::new(),
             }
         }
@@ -265,14 +273,29 @@ mod imp {
             self.dec.as_mut().expect("decoder is present until drop")
         }
 
-        fn process_chunk(&mut self, out: &mut Vec<Transcript>) {
+        fn process_chunk(&mut self, out: &mut Vec<RecEvent>) {
             let chunk = std::mem::take(&mut self.buf);
             self.dec().process(&chunk);
+            let chunk_start = self.pos;
             self.pos += chunk.len() as u64;
             let in_speech = self.dec().in_speech();
             if in_speech && self.utt_start.is_none() {
-                // pocketsphinx detects speech with some delay; back-date it.
-                self.utt_start = Some(self.pos.saturating_sub(chunk.len() as u64 * 3));
+                let start = if self.speech_reported {
+                    // Speech goes on after an utterance cut by the cap: the
+                    // next utterance starts right where the cut was.
+                    chunk_start
+                } else {
+                    // pocketsphinx detects speech with some delay; back-date
+                    // it. The worker clamps this to the last final's end, so
+                    // the back-dating never overlaps a final.
+                    self.pos.saturating_sub(chunk.len() as u64 * 3)
+                };
+                self.utt_start = Some(start);
+            }
+            if in_speech && !self.speech_reported {
+                self.speech_reported = true;
+                let at = self.utt_start.unwrap_or(chunk_start) as f64 / RATE;
+                out.push(RecEvent::SpeechStarted(at));
             }
             let too_long = self
                 .utt_start
@@ -283,22 +306,25 @@ mod imp {
                 let hyp = self.dec().hyp();
                 if !hyp.is_empty() && hyp != self.last_partial {
                     let start = self.utt_start.unwrap_or(self.pos) as f64 / RATE;
-                    out.push(Transcript::new(
+                    out.push(RecEvent::Transcript(Transcript::new(
                         hyp.clone(),
                         start,
                         self.pos as f64 / RATE,
                         false,
                         0.5,
-                    ));
+                    )));
                     self.last_partial = hyp;
                 }
             }
             self.was_in_speech = in_speech && !too_long;
+            if !in_speech {
+                self.speech_reported = false;
+            }
             self.buf = chunk;
             self.buf.clear();
         }
 
-        fn end_utterance(&mut self, out: &mut Vec<Transcript>, speech_final: bool) {
+        fn end_utterance(&mut self, out: &mut Vec<RecEvent>, speech_final: bool) {
             self.dec().end();
             let mut hyp = self.dec().hyp();
             self.dec().start();
@@ -314,7 +340,7 @@ mod imp {
             if !hyp.is_empty() {
                 let mut t = Transcript::new(hyp, start, self.pos as f64 / RATE, true, 0.8);
                 t.speech_final = speech_final;
-                out.push(t);
+                out.push(RecEvent::Transcript(t));
             }
         }
     }
@@ -324,7 +350,7 @@ mod imp {
             16_000
         }
 
-        fn feed(&mut self, samples: &[i16], out: &mut Vec<Transcript>) {
+        fn feed(&mut self, samples: &[i16], out: &mut Vec<RecEvent>) {
             for s in samples.chunks(CHUNK) {
                 let room = CHUNK - self.buf.len();
                 let (now, later) = s.split_at(s.len().min(room));
@@ -339,7 +365,7 @@ mod imp {
             }
         }
 
-        fn flush(&mut self, out: &mut Vec<Transcript>) {
+        fn flush(&mut self, out: &mut Vec<RecEvent>) {
             if !self.buf.is_empty() {
                 let chunk = std::mem::take(&mut self.buf);
                 self.dec().process(&chunk);
@@ -349,6 +375,11 @@ mod imp {
                 self.utt_start = Some(0);
             }
             self.end_utterance(out, false);
+            self.speech_reported = false;
+        }
+
+        fn in_utterance(&self) -> bool {
+            self.utt_start.is_some()
         }
     }
 

@@ -379,3 +379,73 @@ impl Rng {
         self.next_u64() % n.max(1)
     }
 }
+
+/// Seconds as whole microseconds (the devserver's Results rounding).
+pub fn us(v: &Value) -> i64 {
+    (v.as_f64().unwrap_or_else(|| panic!("not a number: {v}")) * 1e6).round() as i64
+}
+
+/// Seconds as whole milliseconds (three decimals).
+pub fn ms(v: &Value) -> i64 {
+    (v.as_f64().unwrap_or_else(|| panic!("not a number: {v}")) * 1e3).round() as i64
+}
+
+/// Asserts that the `Results` in `msgs` tile the stream, the way a client
+/// confirming audio by finals needs: the first final starts at 0, every
+/// result (final or interim) starts exactly where the last final ended —
+/// in integer microseconds, the JSON's own rounding, and in three-decimal
+/// milliseconds too while boundaries are whole milliseconds (every
+/// boundary but the stream's end in these tests) — and the last final,
+/// `from_finalize`, ends at the audio sent, within one sample. Returns the
+/// finals.
+pub fn assert_finals_tile(msgs: &[Value], frames_sent: u64, rate: u32) -> Vec<Value> {
+    let mut end_us = 0i64;
+    let mut end_ms = 0i64;
+    let mut finals: Vec<Value> = Vec::new();
+    for m in msgs.iter().filter(|m| m["type"] == "Results") {
+        let (s, d) = (us(&m["start"]), us(&m["duration"]));
+        assert_eq!(
+            s, end_us,
+            "a result must start where the last final ended ({end_us} us): {m}\nfinals so far: {finals:#?}"
+        );
+        assert!(d >= 0, "{m}");
+        if m["is_final"] == true {
+            if s % 1000 == 0 {
+                assert_eq!(ms(&m["start"]), end_ms, "three-decimal tiling: {m}");
+            }
+            end_us = s + d;
+            end_ms = ms(&m["start"]) + ms(&m["duration"]);
+            finals.push(m.clone());
+        }
+    }
+    let last = finals.last().expect("at least one final");
+    assert_eq!(last["from_finalize"], true, "{last}");
+    let end = end_us as f64 / 1e6;
+    let sent = frames_sent as f64 / f64::from(rate);
+    assert!(
+        (end - sent).abs() <= 1.0 / f64::from(rate),
+        "the last final ends at {end} s, the audio sent is {sent} s"
+    );
+    finals
+}
+
+/// Sends PCM16 in 100 ms chunks (as the browser client does), then
+/// `CloseStream`, and returns the JSON messages up to the close, which must
+/// be 1000.
+pub async fn stream_and_close(ws: &mut Ws, pcm: &[u8], rate: u32, within: Duration) -> Vec<Value> {
+    let chunk = rate as usize / 10 * 2;
+    for c in pcm.chunks(chunk) {
+        send_bin(ws, c).await;
+    }
+    send_text(ws, r#"{"type":"CloseStream"}"#).await;
+    let (close, msgs) = until_close(ws, within).await;
+    assert_eq!(close, Some((1000, String::new())), "{msgs:?}");
+    msgs
+}
+
+/// The transcript text of a Results message.
+pub fn transcript(m: &Value) -> &str {
+    m["channel"]["alternatives"][0]["transcript"]
+        .as_str()
+        .unwrap_or("")
+}
