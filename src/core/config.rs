@@ -7,46 +7,10 @@ use std::time::Duration;
 
 use super::error::ConfigError;
 use super::io::Credential;
+pub use super::protocol::Provider;
 
 /// The keepalive interval when neither it nor a short stale threshold is set.
 const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(5);
-
-/// Which backend wire protocol the session speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Provider {
-    /// Deepgram's live streaming API (`/v1/listen`).
-    Deepgram,
-    /// Omi's browser endpoint (`/v4/web/listen`), first-message auth.
-    Omi,
-    /// The generic resumable protocol of `docs/protocol.md` (`/v1/stream`).
-    Generic,
-}
-
-impl Provider {
-    /// Parses the JavaScript option value.
-    pub fn parse(name: &str) -> Result<Provider, ConfigError> {
-        match name {
-            "deepgram" => Ok(Provider::Deepgram),
-            "omi" => Ok(Provider::Omi),
-            "generic" => Ok(Provider::Generic),
-            other => Err(ConfigError::new(
-                "provider",
-                format!("\"{other}\""),
-                "one of \"deepgram\", \"omi\", \"generic\"",
-            )),
-        }
-    }
-
-    /// The JavaScript option value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Deepgram => "deepgram",
-            Provider::Omi => "omi",
-            Provider::Generic => "generic",
-        }
-    }
-}
 
 /// Reconnection policy.
 #[derive(Debug, Clone, PartialEq)]

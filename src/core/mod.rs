@@ -28,7 +28,7 @@ pub use event::{
     DropReason, Dropped, ErrorCode, Event, State, StateChange, Stats, Transcript, Word,
 };
 pub use io::{Credential, Frame, Input, Output, SocketId, TokenRequest, TokenScheme};
-pub use queue::{AudioQueue, Chunk, DropTally};
+pub use queue::{AudioQueue, Chunk};
 pub use rng::Rng;
 pub use session::{Session, CLOSE_STALE};
 pub use time::Instant;

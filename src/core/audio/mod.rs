@@ -11,6 +11,8 @@
 //! * [`Chunker`]: PCM16 stream → fixed-size chunks.
 
 pub mod chunker;
+mod dot;
+mod kernel;
 pub mod pcm;
 pub mod pipeline;
 pub mod resample;

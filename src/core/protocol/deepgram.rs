@@ -2,11 +2,65 @@
 //! `channel.alternatives[0]`, plus `Metadata`, `UtteranceEnd`,
 //! `SpeechStarted` and error reports.
 
-use super::Parsed;
-use crate::core::event::{Transcript, Word};
+use super::{Auth, CloseClass, Parsed, Wire};
+use crate::core::config::Config;
+use crate::core::event::{ErrorCode, Transcript, Word};
+use crate::core::io::Frame;
 use crate::core::json::Value;
 
-pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
+/// Deepgram's live streaming API.
+///
+/// - handshake: none; ready on open. Credential: subprotocols `token, K` or
+///   `bearer, JWT`.
+/// - confirms audio: the end of the last FINAL result, in this socket's
+///   audio time; interim results confirm nothing.
+/// - keepalive `{"type":"KeepAlive"}`; finalize `{"type":"CloseStream"}`.
+/// - close reasons `DATA-*` (bad audio, fatal) and `NET-*` (retry).
+pub(super) struct Deepgram;
+
+impl Wire for Deepgram {
+    fn name(&self) -> &'static str {
+        "deepgram"
+    }
+
+    fn url_params(&self, cfg: &Config) -> Vec<(&'static str, String)> {
+        vec![
+            ("encoding", "linear16".into()),
+            ("sample_rate", cfg.sample_rate.to_string()),
+            ("channels", "1".into()),
+        ]
+    }
+
+    fn auth(&self) -> Auth {
+        Auth::Subprotocol
+    }
+
+    fn keepalive(&self) -> Frame {
+        Frame::Text(r#"{"type":"KeepAlive"}"#.into())
+    }
+
+    fn finalize(&self) -> Option<Frame> {
+        Some(Frame::Text(r#"{"type":"CloseStream"}"#.into()))
+    }
+
+    fn parse(&self, text: &str, out: &mut Vec<Parsed>) {
+        parse(text, out)
+    }
+
+    fn close_class(&self, _code: u16, reason: &str) -> Option<CloseClass> {
+        // Deepgram puts its error class in the reason: DATA-* means the
+        // audio cannot be decoded (fatal), NET-* a network/idle problem.
+        if reason.starts_with("DATA-") {
+            Some(CloseClass::Fatal(ErrorCode::BadAudio))
+        } else if reason.starts_with("NET-") {
+            Some(CloseClass::Retry)
+        } else {
+            None
+        }
+    }
+}
+
+fn parse(text: &str, out: &mut Vec<Parsed>) {
     let v = match Value::parse(text) {
         Ok(v) => v,
         Err(e) => return out.push(Parsed::Malformed(e.to_string())),

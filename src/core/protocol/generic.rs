@@ -1,15 +1,78 @@
 //! The generic resumable protocol of `docs/protocol.md` (`/v1/stream`).
 
-use super::Parsed;
+use super::{Auth, Parsed, Wire};
+use crate::core::config::Config;
 use crate::core::event::Transcript;
 use crate::core::io::Frame;
 use crate::core::json::{self, Value};
+
+/// The generic resumable protocol.
+///
+/// - handshake: none; the first message `start` names the stream, the
+///   offset it resumes at and `final_from`. Credential: subprotocols.
+/// - confirms audio: `ack` of stream byte offsets (`started` is
+///   informational); transcripts are in stream time.
+/// - keepalive `{"type":"keepalive"}`; finalize `{"type":"finish"}`;
+///   `seek` announces a gap the client reported.
+pub(super) struct Generic;
+
+impl Wire for Generic {
+    fn name(&self) -> &'static str {
+        "generic"
+    }
+
+    fn url_params(&self, cfg: &Config) -> Vec<(&'static str, String)> {
+        vec![
+            ("encoding", "linear16".into()),
+            ("sample_rate", cfg.sample_rate.to_string()),
+            ("channels", "1".into()),
+        ]
+    }
+
+    fn auth(&self) -> Auth {
+        Auth::Subprotocol
+    }
+
+    fn first_frame(
+        &self,
+        _token: Option<&str>,
+        stream: &str,
+        offset: u64,
+        final_from_ms: u64,
+    ) -> Option<Frame> {
+        Some(start(stream, offset, final_from_ms))
+    }
+
+    fn acks(&self) -> bool {
+        true
+    }
+
+    fn socket_clock(&self) -> bool {
+        false
+    }
+
+    fn keepalive(&self) -> Frame {
+        Frame::Text(r#"{"type":"keepalive"}"#.into())
+    }
+
+    fn finalize(&self) -> Option<Frame> {
+        Some(Frame::Text(r#"{"type":"finish"}"#.into()))
+    }
+
+    fn seek(&self, offset: u64) -> Option<Frame> {
+        Some(seek(offset))
+    }
+
+    fn parse(&self, text: &str, out: &mut Vec<Parsed>) {
+        parse(text, out)
+    }
+}
 
 /// `start`, with `final_from`: the stream time (ms) up to which this
 /// client already has final transcripts, so a server that keeps the
 /// stream's transcripts resends the finals after it (those in flight when
 /// the last connection died).
-pub(super) fn start(stream: &str, offset: u64, final_from_ms: u64) -> Frame {
+fn start(stream: &str, offset: u64, final_from_ms: u64) -> Frame {
     let mut s = String::from(r#"{"type":"start","stream":"#);
     json::push_str(&mut s, stream);
     let secs = crate::core::num(final_from_ms as f64 / 1000.0);
@@ -17,11 +80,11 @@ pub(super) fn start(stream: &str, offset: u64, final_from_ms: u64) -> Frame {
     Frame::Text(s)
 }
 
-pub(super) fn seek(offset: u64) -> Frame {
+fn seek(offset: u64) -> Frame {
     Frame::Text(format!(r#"{{"type":"seek","offset":{offset}}}"#))
 }
 
-pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
+fn parse(text: &str, out: &mut Vec<Parsed>) {
     if text == "ping" {
         return out.push(Parsed::Heartbeat);
     }

@@ -1,15 +1,161 @@
-//! Wire protocols: URL building, auth placement, parsing of server messages
-//! into one transcript type, keepalive and finalize frames, and the table of
-//! which close codes are fatal, retryable or a normal end.
+//! Wire protocols. Each provider is one file that describes itself behind
+//! the [`Wire`] trait: URL parameters, where the credential goes, the
+//! handshake, what confirms audio, keepalive and finalize frames, the close
+//! codes peculiar to it, and the parser of its messages. The session only
+//! ever talks to a `&'static dyn Wire`.
+//!
+//! Adding a provider is one new file here plus one line in [`providers!`]
+//! below (see docs/architecture.md).
 
 mod deepgram;
 mod generic;
 mod omi;
 
-use super::config::{Config, Provider};
+use super::config::Config;
+use super::error::ConfigError;
 use super::event::{ErrorCode, Transcript};
 use super::io::{Credential, Frame};
 use super::watchdog::Expectation;
+
+/// The providers, one line each: `Variant => module::Type`, where `Type`
+/// implements [`Wire`]. Generates the [`Provider`] enum and its dispatch.
+macro_rules! providers {
+    ($($(#[$doc:meta])* $variant:ident => $module:ident::$spec:ident,)+) => {
+        /// Which backend wire protocol the session speaks.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub enum Provider {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl Provider {
+            /// Every provider, in declaration order.
+            pub const ALL: &'static [Provider] = &[$(Provider::$variant,)+];
+
+            /// The provider's description.
+            pub(crate) fn wire(self) -> &'static dyn Wire {
+                match self {
+                    $(Provider::$variant => &$module::$spec,)+
+                }
+            }
+        }
+    };
+}
+
+providers! {
+    /// Deepgram's live streaming API (`/v1/listen`).
+    Deepgram => deepgram::Deepgram,
+    /// Omi's browser endpoint (`/v4/web/listen`), first-message auth.
+    Omi => omi::Omi,
+    /// The generic resumable protocol of `docs/protocol.md` (`/v1/stream`).
+    Generic => generic::Generic,
+}
+
+impl Provider {
+    /// Parses the JavaScript option value.
+    pub fn parse(name: &str) -> Result<Provider, ConfigError> {
+        Provider::ALL
+            .iter()
+            .copied()
+            .find(|p| p.as_str() == name)
+            .ok_or_else(|| {
+                let names: Vec<String> = Provider::ALL
+                    .iter()
+                    .map(|p| format!("\"{}\"", p.as_str()))
+                    .collect();
+                ConfigError::new(
+                    "provider",
+                    format!("\"{name}\""),
+                    format!("one of {}", names.join(", ")),
+                )
+            })
+    }
+
+    /// The JavaScript option value.
+    pub fn as_str(self) -> &'static str {
+        self.wire().name()
+    }
+}
+
+/// Where a provider takes the credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Auth {
+    /// Subprotocols `[scheme, token]` (browsers cannot set headers): the
+    /// token must be a header token.
+    Subprotocol,
+    /// In the provider's first message, after open: required.
+    FirstMessage,
+}
+
+/// What a provider file declares about its wire protocol.
+pub(crate) trait Wire: Sync {
+    /// The option value (`provider: "deepgram"`).
+    fn name(&self) -> &'static str;
+
+    /// Query parameters the provider needs, added to the user's URL unless
+    /// it has them already.
+    fn url_params(&self, cfg: &Config) -> Vec<(&'static str, String)>;
+
+    /// Where the credential goes.
+    fn auth(&self) -> Auth;
+
+    /// The first frame after open, if any (Omi's auth, generic's start):
+    /// `offset` is where the stream resumes, `final_from_ms` the stream time
+    /// up to which the client already has final transcripts.
+    fn first_frame(
+        &self,
+        _token: Option<&str>,
+        _stream: &str,
+        _offset: u64,
+        _final_from_ms: u64,
+    ) -> Option<Frame> {
+        None
+    }
+
+    /// Readiness waits for the provider's acknowledgement after open.
+    fn has_handshake(&self) -> bool {
+        false
+    }
+
+    /// The server acknowledges stream byte offsets (the connection resumes).
+    fn acks(&self) -> bool {
+        false
+    }
+
+    /// Transcript times count from the start of each socket's audio
+    /// (Deepgram, Omi) rather than from the start of the stream.
+    fn socket_clock(&self) -> bool {
+        true
+    }
+
+    /// When the server is expected to speak.
+    fn expectation(&self) -> Expectation {
+        Expectation::AnswersAudio
+    }
+
+    /// The keepalive frame.
+    fn keepalive(&self) -> Frame;
+
+    /// The frame asking the server to finish (final results, then close);
+    /// `None`: the session closes once the audio is confirmed or the
+    /// linger ends.
+    fn finalize(&self) -> Option<Frame>;
+
+    /// The frame announcing that the next audio starts at `offset` after a
+    /// gap, where the protocol has one.
+    fn seek(&self, _offset: u64) -> Option<Frame> {
+        None
+    }
+
+    /// Interprets a text frame; one frame may hold several results.
+    fn parse(&self, text: &str, out: &mut Vec<Parsed>);
+
+    /// A close the provider classifies itself (its error classes), before
+    /// the common table; `None` defers to it.
+    fn close_class(&self, _code: u16, _reason: &str) -> Option<CloseClass> {
+        None
+    }
+}
 
 /// What a server frame means to the session.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +176,7 @@ pub(crate) enum Parsed {
     /// socket's audio (the end of a Deepgram final, of an Omi segment): an
     /// implicit acknowledgement of everything before it.
     Processed(f64),
-    /// Proof of life with nothing to report (`ping`, `started`).
+    /// Proof of life with nothing to report (`ping`).
     Heartbeat,
     /// End of stream after our finalize (generic `finished`).
     Finished,
@@ -53,176 +199,70 @@ pub(crate) enum CloseClass {
     Finished,
 }
 
-/// The protocol of one provider, with the configuration it needs.
-#[derive(Debug, Clone)]
-pub(crate) struct Protocol {
-    provider: Provider,
+/// The URL to open: the user's URL plus the provider's parameters (and
+/// `language`), unless the user already set them.
+pub(crate) fn url(wire: &dyn Wire, cfg: &Config) -> String {
+    let mut params = wire.url_params(cfg);
+    if let Some(lang) = &cfg.language {
+        params.retain(|(k, _)| *k != "language");
+        params.push(("language", lang.clone()));
+    }
+    let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    append_query(&cfg.url, &borrowed)
 }
 
-impl Protocol {
-    pub(crate) fn new(provider: Provider) -> Protocol {
-        Protocol { provider }
+/// Subprotocols to offer: the credential as `[scheme, T]` where the
+/// provider takes it there (`["token", K]`, `["bearer", JWT]`), then the
+/// user's own.
+pub(crate) fn protocols(wire: &dyn Wire, cfg: &Config, cred: Option<&Credential>) -> Vec<String> {
+    let mut out = Vec::new();
+    if let (Some(c), Auth::Subprotocol) = (cred, wire.auth()) {
+        out.push(c.scheme.as_str().to_string());
+        out.push(c.token.clone());
     }
+    out.extend(
+        cfg.protocols
+            .iter()
+            .filter(|p| !out.contains(p))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    out
+}
 
-    /// The URL to open: the user's URL plus the parameters the provider
-    /// needs, unless the user already set them.
-    pub(crate) fn url(&self, cfg: &Config) -> String {
-        let rate = cfg.sample_rate.to_string();
-        let mut params: Vec<(&str, &str)> = match self.provider {
-            Provider::Deepgram => vec![
-                ("encoding", "linear16"),
-                ("sample_rate", &rate),
-                ("channels", "1"),
-            ],
-            Provider::Omi => vec![
-                ("language", "en"),
-                ("sample_rate", &rate),
-                ("codec", "pcm16"),
-                ("channels", "1"),
-            ],
-            Provider::Generic => vec![
-                ("encoding", "linear16"),
-                ("sample_rate", &rate),
-                ("channels", "1"),
-            ],
-        };
-        if let Some(lang) = &cfg.language {
-            params.retain(|(k, _)| *k != "language");
-            params.push(("language", lang));
-        }
-        append_query(&cfg.url, &params)
+/// Whether a credential can be presented the way `wire` takes it.
+pub(crate) fn token_usable(wire: &dyn Wire, c: &Credential) -> bool {
+    match wire.auth() {
+        Auth::Subprotocol => super::config::is_token(&c.token),
+        Auth::FirstMessage => !c.token.is_empty(),
     }
+}
 
-    /// Subprotocols to offer. Deepgram and generic carry the credential as
-    /// `[scheme, T]`, `["token", K]` or `["bearer", JWT]` (browsers cannot
-    /// set an Authorization header).
-    pub(crate) fn protocols(&self, cfg: &Config, cred: Option<&Credential>) -> Vec<String> {
-        let mut out = Vec::new();
-        if let (Some(c), Provider::Deepgram | Provider::Generic) = (cred, self.provider) {
-            out.push(c.scheme.as_str().to_string());
-            out.push(c.token.clone());
-        }
-        out.extend(
-            cfg.protocols
-                .iter()
-                .filter(|p| !out.contains(p))
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
-        out
+/// The close-code table. `finishing` is true once our finalize went out:
+/// then a normal close (1000) is the end of the stream. Any other code is
+/// what it always is: a network failure while we waited for the finals
+/// (1006) must reconnect and finalize again, not end the stream.
+pub(crate) fn classify_close(
+    wire: &dyn Wire,
+    code: u16,
+    reason: &str,
+    finishing: bool,
+) -> CloseClass {
+    if finishing && code == 1000 {
+        return CloseClass::Finished;
     }
-
-    /// Whether readiness waits for a server acknowledgement after open.
-    pub(crate) fn has_handshake(&self) -> bool {
-        self.provider == Provider::Omi
+    if let Some(c) = wire.close_class(code, reason) {
+        return c;
     }
-
-    /// Whether the server acknowledges byte offsets (resumable).
-    pub(crate) fn acks(&self) -> bool {
-        self.provider == Provider::Generic
-    }
-
-    /// Whether transcript times count from the start of each socket's
-    /// audio (Deepgram, Omi) rather than from the start of the stream
-    /// (generic, which resumes at byte offsets).
-    pub(crate) fn socket_clock(&self) -> bool {
-        self.provider != Provider::Generic
-    }
-
-    /// The first frame after open, if any: Omi's auth, generic's start
-    /// (resuming at `offset`, with finals wanted after `final_from_ms`).
-    pub(crate) fn first_frame(
-        &self,
-        token: Option<&str>,
-        stream: &str,
-        offset: u64,
-        final_from_ms: u64,
-    ) -> Option<Frame> {
-        match self.provider {
-            Provider::Deepgram => None,
-            Provider::Omi => Some(omi::auth(token.unwrap_or(""))),
-            Provider::Generic => Some(generic::start(stream, offset, final_from_ms)),
-        }
-    }
-
-    /// The frame announcing that the next audio starts at `offset` after a
-    /// gap (generic only).
-    pub(crate) fn seek(&self, offset: u64) -> Option<Frame> {
-        (self.provider == Provider::Generic).then(|| generic::seek(offset))
-    }
-
-    /// When the server is expected to speak.
-    pub(crate) fn expectation(&self) -> Expectation {
-        match self.provider {
-            Provider::Omi => Expectation::Heartbeat,
-            Provider::Deepgram | Provider::Generic => Expectation::AnswersAudio,
-        }
-    }
-
-    /// The keepalive frame.
-    pub(crate) fn keepalive(&self) -> Frame {
-        match self.provider {
-            Provider::Deepgram => Frame::Text(r#"{"type":"KeepAlive"}"#.into()),
-            // Omi treats binary frames of at most two bytes as keepalives;
-            // two zero bytes are also harmless as one silent sample.
-            Provider::Omi => Frame::Binary(vec![0, 0]),
-            Provider::Generic => Frame::Text(r#"{"type":"keepalive"}"#.into()),
-        }
-    }
-
-    /// The frame asking the server to finish: final results, then close.
-    /// Omi has none: the session closes once the audio is sent.
-    pub(crate) fn finalize(&self) -> Option<Frame> {
-        match self.provider {
-            Provider::Deepgram => Some(Frame::Text(r#"{"type":"CloseStream"}"#.into())),
-            Provider::Omi => None,
-            Provider::Generic => Some(Frame::Text(r#"{"type":"finish"}"#.into())),
-        }
-    }
-
-    /// Interprets a text frame. One frame may hold several results (Omi
-    /// sends arrays of segments).
-    pub(crate) fn parse_text(&self, text: &str, out: &mut Vec<Parsed>) {
-        match self.provider {
-            Provider::Deepgram => deepgram::parse(text, out),
-            Provider::Omi => omi::parse(text, out),
-            Provider::Generic => generic::parse(text, out),
-        }
-    }
-
-    /// Interprets a binary frame: no provider sends audio back.
-    pub(crate) fn parse_binary(&self, data: &[u8]) -> Parsed {
-        Parsed::Malformed(format!("unexpected binary frame of {} bytes", data.len()))
-    }
-
-    /// The close-code table. `finishing` is true once our finalize went
-    /// out: then a normal close (1000) is the end of the stream. Any other
-    /// code is what it always is: a network failure while we waited for the
-    /// finals (1006) must reconnect and finalize again, not end the stream.
-    pub(crate) fn classify_close(&self, code: u16, reason: &str, finishing: bool) -> CloseClass {
-        if finishing && code == 1000 {
-            return CloseClass::Finished;
-        }
-        if self.provider == Provider::Deepgram {
-            // Deepgram puts its error class in the reason: DATA-* means the
-            // audio cannot be decoded (fatal), NET-* a network/idle problem.
-            if reason.starts_with("DATA-") {
-                return CloseClass::Fatal(ErrorCode::BadAudio);
-            }
-            if reason.starts_with("NET-") {
-                return CloseClass::Retry;
-            }
-        }
-        match code {
-            1003 => CloseClass::Fatal(ErrorCode::BadAudio),
-            1008 | 4001 | 4003 | 4401 | 4403 => CloseClass::Fatal(ErrorCode::AuthFailed),
-            1002 | 1007 | 1009 | 1010 | 4400 => CloseClass::Fatal(ErrorCode::FatalClose),
-            // 1000 unsolicited (iOS, proxies), 1001 going away, 1005/1006
-            // no status / abnormal, 1011 server error, 1012 restart, 1013
-            // try again later, 1014 bad gateway, 1015 TLS, and any other
-            // application code: retry, within the attempt budget.
-            _ => CloseClass::Retry,
-        }
+    match code {
+        1003 => CloseClass::Fatal(ErrorCode::BadAudio),
+        1008 | 4001 | 4003 | 4401 | 4403 => CloseClass::Fatal(ErrorCode::AuthFailed),
+        1002 | 1007 | 1009 | 1010 | 4400 => CloseClass::Fatal(ErrorCode::FatalClose),
+        // 1000 unsolicited (iOS, proxies), 1001 going away, 1005/1006
+        // no status / abnormal, 1011 server error, 1012 restart, 1013
+        // try again later, 1014 bad gateway, 1015 TLS, and any other
+        // application code: retry, within the attempt budget.
+        _ => CloseClass::Retry,
     }
 }
 
@@ -265,6 +305,7 @@ fn percent_encode(s: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::io::TokenScheme;
 
     #[test]
     fn url_gets_provider_parameters_without_overriding_the_users() {
@@ -273,14 +314,13 @@ mod tests {
             "wss://h/v1/listen?model=nova-3&sample_rate=48000",
         );
         cfg.language = Some("en US".into());
-        let url = Protocol::new(Provider::Deepgram).url(&cfg);
         assert_eq!(
-            url,
+            url(Provider::Deepgram.wire(), &cfg),
             "wss://h/v1/listen?model=nova-3&sample_rate=48000&encoding=linear16&channels=1&language=en%20US"
         );
         let cfg = Config::new(Provider::Omi, "ws://127.0.0.1:8787/v4/web/listen");
         assert_eq!(
-            Protocol::new(Provider::Omi).url(&cfg),
+            url(Provider::Omi.wire(), &cfg),
             "ws://127.0.0.1:8787/v4/web/listen?language=en&sample_rate=16000&codec=pcm16&channels=1"
         );
     }
@@ -288,17 +328,17 @@ mod tests {
     #[test]
     fn token_goes_into_subprotocols_for_deepgram_and_first_message_for_omi() {
         let cfg = Config::new(Provider::Deepgram, "wss://h/");
-        let dg = Protocol::new(Provider::Deepgram);
+        let dg = Provider::Deepgram.wire();
         let key = Credential::token("K");
-        assert_eq!(dg.protocols(&cfg, Some(&key)), ["token", "K"]);
+        assert_eq!(protocols(dg, &cfg, Some(&key)), ["token", "K"]);
         let jwt = Credential {
             token: "a.b.c".into(),
-            scheme: crate::core::io::TokenScheme::Bearer,
+            scheme: TokenScheme::Bearer,
         };
-        assert_eq!(dg.protocols(&cfg, Some(&jwt)), ["bearer", "a.b.c"]);
-        assert_eq!(dg.protocols(&cfg, None), Vec::<String>::new());
-        let omi = Protocol::new(Provider::Omi);
-        assert!(omi.protocols(&cfg, Some(&key)).is_empty());
+        assert_eq!(protocols(dg, &cfg, Some(&jwt)), ["bearer", "a.b.c"]);
+        assert_eq!(protocols(dg, &cfg, None), Vec::<String>::new());
+        let omi = Provider::Omi.wire();
+        assert!(protocols(omi, &cfg, Some(&key)).is_empty());
         assert_eq!(
             omi.first_frame(Some("K\"x"), "", 0, 0),
             Some(Frame::Text(r#"{"type":"auth","token":"K\"x"}"#.into()))
@@ -308,33 +348,46 @@ mod tests {
     #[test]
     fn close_table_separates_fatal_retryable_and_finished() {
         use CloseClass::*;
-        let dg = Protocol::new(Provider::Deepgram);
+        let dg = Provider::Deepgram.wire();
         for code in [1000, 1001, 1005, 1006, 1011, 1012, 1013, 1014, 4000, 4999] {
-            assert_eq!(dg.classify_close(code, "", false), Retry, "{code}");
+            assert_eq!(classify_close(dg, code, "", false), Retry, "{code}");
         }
         assert_eq!(
-            dg.classify_close(1008, "", false),
+            classify_close(dg, 1008, "", false),
             Fatal(ErrorCode::AuthFailed)
         );
         assert_eq!(
-            dg.classify_close(1003, "", false),
+            classify_close(dg, 1003, "", false),
             Fatal(ErrorCode::BadAudio)
         );
         assert_eq!(
-            dg.classify_close(1008, "DATA-0000", false),
+            classify_close(dg, 1008, "DATA-0000", false),
             Fatal(ErrorCode::BadAudio)
         );
-        assert_eq!(dg.classify_close(1011, "NET-0001", false), Retry);
+        assert_eq!(classify_close(dg, 1011, "NET-0001", false), Retry);
         assert_eq!(
-            dg.classify_close(4001, "", false),
+            classify_close(dg, 4001, "", false),
             Fatal(ErrorCode::AuthFailed)
         );
-        assert_eq!(dg.classify_close(1000, "", true), Finished);
-        assert_eq!(dg.classify_close(1006, "", true), Retry);
-        assert_eq!(dg.classify_close(1011, "", true), Retry);
+        assert_eq!(classify_close(dg, 1000, "", true), Finished);
+        assert_eq!(classify_close(dg, 1006, "", true), Retry);
+        assert_eq!(classify_close(dg, 1011, "", true), Retry);
         assert_eq!(
-            dg.classify_close(1008, "", true),
+            classify_close(dg, 1008, "", true),
             Fatal(ErrorCode::AuthFailed)
+        );
+    }
+
+    #[test]
+    fn every_provider_parses_its_own_name() {
+        for p in Provider::ALL {
+            assert_eq!(Provider::parse(p.as_str()), Ok(*p));
+        }
+        let e = Provider::parse("azure").unwrap_err();
+        assert_eq!(e.field, "provider");
+        assert!(
+            e.to_string().contains("\"deepgram\", \"omi\", \"generic\""),
+            "{e}"
         );
     }
 }

@@ -1,19 +1,76 @@
 //! Omi's browser endpoint (`/v4/web/listen`): first-message auth, `ping`
 //! heartbeats, transcripts as JSON arrays of segments, typed event objects.
 
-use super::Parsed;
+use super::{Auth, Parsed, Wire};
+use crate::core::config::Config;
 use crate::core::event::Transcript;
 use crate::core::io::Frame;
 use crate::core::json::{self, Value};
+use crate::core::watchdog::Expectation;
 
-pub(super) fn auth(token: &str) -> Frame {
+/// Omi's browser endpoint.
+///
+/// - handshake: the first message `{"type":"auth","token":T}`; ready on
+///   `auth_response` success. A token is required.
+/// - confirms audio: the `end` of transcript segments, in this socket's
+///   audio time; `ping`s confirm nothing.
+/// - heartbeats: `ping` every 10 s (silence is suspicious at any time).
+/// - keepalive: a binary frame of two zero bytes; no finalize message.
+pub(super) struct Omi;
+
+impl Wire for Omi {
+    fn name(&self) -> &'static str {
+        "omi"
+    }
+
+    fn url_params(&self, cfg: &Config) -> Vec<(&'static str, String)> {
+        vec![
+            ("language", "en".into()),
+            ("sample_rate", cfg.sample_rate.to_string()),
+            ("codec", "pcm16".into()),
+            ("channels", "1".into()),
+        ]
+    }
+
+    fn auth(&self) -> Auth {
+        Auth::FirstMessage
+    }
+
+    fn first_frame(&self, token: Option<&str>, _: &str, _: u64, _: u64) -> Option<Frame> {
+        Some(auth(token.unwrap_or("")))
+    }
+
+    fn has_handshake(&self) -> bool {
+        true
+    }
+
+    fn expectation(&self) -> Expectation {
+        Expectation::Heartbeat
+    }
+
+    fn keepalive(&self) -> Frame {
+        // Omi treats binary frames of at most two bytes as keepalives; two
+        // zero bytes are also harmless as one silent sample.
+        Frame::Binary(vec![0, 0])
+    }
+
+    fn finalize(&self) -> Option<Frame> {
+        None
+    }
+
+    fn parse(&self, text: &str, out: &mut Vec<Parsed>) {
+        parse(text, out)
+    }
+}
+
+fn auth(token: &str) -> Frame {
     let mut s = String::from(r#"{"type":"auth","token":"#);
     json::push_str(&mut s, token);
     s.push('}');
     Frame::Text(s)
 }
 
-pub(super) fn parse(text: &str, out: &mut Vec<Parsed>) {
+fn parse(text: &str, out: &mut Vec<Parsed>) {
     if text == "ping" {
         return out.push(Parsed::Heartbeat);
     }
