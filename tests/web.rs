@@ -814,3 +814,145 @@ async fn once_and_unsubscribe() {
     c.send_audio(counting_chunk(0).into(), None).unwrap();
     assert_eq!(*hits.borrow(), ["on", "once"]);
 }
+
+// --- issue 8: the shell's part of "never drop a healthy link, never lose silently" ---
+
+/// A healthy connection held for a minute on every provider, sending audio
+/// the way an app does (100 ms every 100 ms). Before: the shell sampled
+/// `bufferedAmount` right after each send, the watchdog took equal non-zero
+/// samples for a stalled buffer, and the client dropped its own connection
+/// every 10-20 s.
+#[wasm_bindgen_test]
+async fn a_healthy_connection_is_held_for_60_s_on_every_provider() {
+    reset_server().await;
+    let providers = [
+        ("deepgram", "/v1/listen?engine=meter", ""),
+        (
+            "omi",
+            "/v4/web/listen?engine=meter",
+            r#","token":"good-token""#,
+        ),
+        ("generic", "/v1/stream?engine=meter", ""),
+    ];
+    let clients: Vec<_> = providers
+        .iter()
+        .map(|(p, path, extra)| {
+            client(&format!(
+                r#"{{"url":"{}","provider":"{p}"{extra}}}"#,
+                ws(path)
+            ))
+        })
+        .collect();
+    for (c, _) in &clients {
+        connect(c).await.unwrap();
+    }
+    let t0 = js_sys::Date::now();
+    let mut n = 0;
+    while js_sys::Date::now() - t0 < 61_000.0 {
+        for (c, _) in &clients {
+            c.send_audio(tone_chunk(n).into(), None).unwrap();
+        }
+        n += 1;
+        sleep(100).await;
+    }
+    for ((c, log), (p, ..)) in clients.iter().zip(&providers) {
+        let st = c.stats();
+        assert_eq!(num(&st, "reconnects"), 0.0, "{p}: {:?}", log.states());
+        assert_eq!(num(&st, "attempts"), 1.0, "{p}: {:?}", log.states());
+        assert_eq!(num(&st, "bytesResent"), 0.0, "{p}");
+        assert_eq!(c.state(), "open", "{p}");
+        assert_eq!(log.count("dropped"), 0, "{p}");
+    }
+    for (c, _) in &clients {
+        close(c, "{}").await;
+    }
+}
+
+/// Deadlines ride on `performance.now()`. Before: they rode on
+/// `Date.now()`, and a wall clock stepped back an hour froze session time
+/// and stretched the next timer (here the reconnect after a reset) by an
+/// hour.
+#[wasm_bindgen_test]
+async fn a_wall_clock_stepped_back_stalls_no_timer() {
+    reset_server().await;
+    let (c, log) = client(&format!(
+        r#"{{"url":"{}","provider":"deepgram","reconnect":{{"initialDelayMs":300,"maxDelayMs":600}}}}"#,
+        ws("/v1/listen?engine=meter")
+    ));
+    connect(&c).await.unwrap();
+    let step_back = Function::new_no_args(
+        "globalThis.__rtRealNow = Date.now; Date.now = () => globalThis.__rtRealNow() - 3600000;",
+    );
+    let restore = Function::new_no_args("Date.now = globalThis.__rtRealNow;");
+    step_back.call0(&JsValue::NULL).unwrap();
+    let mut pos = 0;
+    stream_for(&c, 300, &mut pos).await;
+    control("reset", "{}").await;
+    let t0 = js_sys::Date::now();
+    let mut reopened = false;
+    while js_sys::Date::now() - t0 < 8_000.0 {
+        if log.count("open") >= 2 {
+            reopened = true;
+            break;
+        }
+        sleep(50).await;
+    }
+    restore.call0(&JsValue::NULL).unwrap();
+    assert!(
+        reopened,
+        "no reconnect with the wall clock an hour back: {:?}",
+        log.states()
+    );
+    close(&c, "{}").await;
+    assert_conserved(&c);
+}
+
+/// `close()` without a microphone. Before: the resampler's look-ahead (a
+/// few ms of `sendAudio` audio at 48 kHz) never reached the session; now 1 s
+/// sent at 48 kHz is exactly 1 s at 16 kHz, and the server has all of it.
+#[wasm_bindgen_test]
+async fn close_without_a_microphone_delivers_the_resamplers_tail() {
+    reset_server().await;
+    let (c, log) = client(&format!(
+        r#"{{"url":"{}","provider":"deepgram"}}"#,
+        ws("/v1/listen?engine=meter")
+    ));
+    connect(&c).await.unwrap();
+    for block in 0..10 {
+        let v: Vec<f32> = (0..4_800)
+            .map(|i| {
+                let t = (block * 4_800 + i) as f32 / 48_000.0;
+                (t * 440.0 * std::f32::consts::TAU).sin() * 0.3
+            })
+            .collect();
+        c.send_audio(js_sys::Float32Array::from(&v[..]).into(), Some(48_000.0))
+            .unwrap();
+    }
+    let summary = close(&c, "{}").await;
+    let st = get(&summary, "stats");
+    assert_eq!(num(&st, "bytesPushed"), 32_000.0, "{:?}", st);
+    assert_eq!(num(&st, "bytesSent"), 32_000.0);
+    assert_eq!(log.count("dropped"), 0);
+    let s = sessions().await;
+    assert_eq!(num(s.last().unwrap(), "bytes_received"), 32_000.0);
+}
+
+/// A credential with its scheme: Deepgram's short-lived JWTs go as the
+/// `bearer` subprotocol, API keys as `token`.
+#[wasm_bindgen_test]
+async fn get_token_can_return_a_bearer_credential() {
+    reset_server().await;
+    let opts = parse(&format!(
+        r#"{{"url":"{}","provider":"deepgram"}}"#,
+        ws("/v1/listen?engine=meter")
+    ));
+    let get_token = Function::new_no_args(
+        "return Promise.resolve({ token: 'eyJhbGciOi.payload.sig', scheme: 'bearer' });",
+    );
+    Reflect::set(&opts, &"getToken".into(), get_token.as_ref()).unwrap();
+    let c = TranscriptionClient::new(opts).unwrap();
+    connect(&c).await.unwrap();
+    close(&c, "{}").await;
+    let s = sessions().await;
+    assert_eq!(string(s.last().unwrap(), "subprotocol"), "bearer");
+}
