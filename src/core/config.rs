@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::error::ConfigError;
 use super::io::Credential;
 pub use super::protocol::Provider;
+use super::text::{int, num};
 
 /// The keepalive interval when neither it nor a short stale threshold is set.
 const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(5);
@@ -147,7 +148,7 @@ impl Config {
             if !is_token(p) {
                 return Err(ConfigError::new(
                     "protocols",
-                    format!("\"{}\"", redact(p)),
+                    ["\"", &redact(p), "\""].concat(),
                     "WebSocket subprotocol tokens (letters, digits and !#$%&'*+-.^_`|~)",
                 ));
             }
@@ -160,12 +161,16 @@ impl Config {
         if !(8_000..=48_000).contains(&self.sample_rate) {
             return Err(ConfigError::new(
                 "sampleRate",
-                self.sample_rate,
+                int(self.sample_rate.into()),
                 "8000..=48000",
             ));
         }
         if !(10..=1000).contains(&self.chunk_ms) {
-            return Err(ConfigError::new("chunkMs", self.chunk_ms, "10..=1000"));
+            return Err(ConfigError::new(
+                "chunkMs",
+                int(self.chunk_ms.into()),
+                "10..=1000",
+            ));
         }
         let r = &self.reconnect;
         positive("reconnect.initialDelayMs", r.initial_delay)?;
@@ -173,11 +178,8 @@ impl Config {
         if r.max_delay < r.initial_delay {
             return Err(ConfigError::new(
                 "reconnect.maxDelayMs",
-                r.max_delay.as_millis(),
-                format!(
-                    ">= reconnect.initialDelayMs ({})",
-                    r.initial_delay.as_millis()
-                ),
+                ms(r.max_delay),
+                [">= reconnect.initialDelayMs (", &ms(r.initial_delay), ")"].concat(),
             ));
         }
         if !(r.multiplier.is_finite() && (1.0..=10.0).contains(&r.multiplier)) {
@@ -197,7 +199,7 @@ impl Config {
         if r.max_attempts == Some(0) {
             return Err(ConfigError::new(
                 "reconnect.maxAttempts",
-                0,
+                "0",
                 "an integer >= 1 or Infinity",
             ));
         }
@@ -213,24 +215,30 @@ impl Config {
             // the next keepalive went out.
             return Err(ConfigError::new(
                 "keepalive.intervalMs",
-                k.as_millis(),
-                format!(
-                    "< watchdog.staleAfterMs ({}): lower keepalive.intervalMs or raise watchdog.staleAfterMs",
-                    self.stale_after.as_millis()
-                ),
+                ms(k),
+                [
+                    "< watchdog.staleAfterMs (",
+                    &ms(self.stale_after),
+                    "): lower keepalive.intervalMs or raise watchdog.staleAfterMs",
+                ]
+                .concat(),
             ));
         }
         positive("buffer.ttlMs", self.ttl)?;
         if self.max_bytes < self.chunk_bytes() {
             return Err(ConfigError::new(
                 "buffer.maxBytes",
-                self.max_bytes,
-                format!(
-                    ">= one chunk ({} bytes at {} Hz, {} ms)",
-                    self.chunk_bytes(),
-                    self.sample_rate,
-                    self.chunk_ms
-                ),
+                int(self.max_bytes as u64),
+                [
+                    ">= one chunk (",
+                    &int(self.chunk_bytes() as u64),
+                    " bytes at ",
+                    &int(self.sample_rate.into()),
+                    " Hz, ",
+                    &int(self.chunk_ms.into()),
+                    " ms)",
+                ]
+                .concat(),
             ));
         }
         if !(self.replay_rate.is_finite() && (1.0..=100.0).contains(&self.replay_rate)) {
@@ -246,40 +254,16 @@ impl Config {
     }
 }
 
-/// Renders a number for an error message without the float formatting
-/// machinery (which would add ~20 KB to the WebAssembly bundle): integers
-/// as integers, others with up to six decimals.
-pub(crate) fn num(x: f64) -> String {
-    if x.is_nan() {
-        return "NaN".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "Infinity" } else { "-Infinity" }.into();
-    }
-    let sign = if x < 0.0 { "-" } else { "" };
-    let a = x.abs();
-    let int = a.trunc();
-    let mut frac = ((a - int) * 1e6).round() as u64;
-    let mut int = int as u64;
-    if frac >= 1_000_000 {
-        int += 1;
-        frac = 0;
-    }
-    if frac == 0 {
-        return format!("{sign}{int}");
-    }
-    let mut digits = format!("{frac:06}");
-    while digits.ends_with('0') {
-        digits.pop();
-    }
-    format!("{sign}{int}.{digits}")
+/// Milliseconds of `d`, as text.
+fn ms(d: Duration) -> String {
+    int(d.as_millis() as u64)
 }
 
 fn positive(field: &'static str, d: Duration) -> Result<(), ConfigError> {
     if d.is_zero() {
         return Err(ConfigError::new(
             field,
-            0,
+            "0",
             "a positive number of milliseconds",
         ));
     }
@@ -295,11 +279,12 @@ pub(crate) fn is_token(s: &str) -> bool {
 
 /// Shows the first characters of a possibly secret value, never all of it.
 pub(crate) fn redact(s: &str) -> String {
-    if s.chars().count() <= 4 {
+    if s.len() <= 4 {
         return s.to_string();
     }
-    let head: String = s.chars().take(3).collect();
-    format!("{head}…")
+    let mut head: String = s.chars().take(3).collect();
+    head.push('…');
+    head
 }
 
 /// Checks a WebSocket URL: `ws://` or `wss://`, a host, no fragment, no spaces.
@@ -307,7 +292,7 @@ pub fn validate_url(url: &str) -> Result<(), ConfigError> {
     let bad = |expected: &str| {
         Err(ConfigError::new(
             "url",
-            format!("\"{}\"", redact_url(url)),
+            ["\"", &redact_url(url), "\""].concat(),
             expected,
         ))
     };
@@ -319,14 +304,14 @@ pub fn validate_url(url: &str) -> Result<(), ConfigError> {
         return bad("a ws:// or wss:// URL");
     };
     let authority = rest.split(['/', '?']).next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = after_last(authority, b'@');
     if host.is_empty() || host.starts_with(':') {
         return bad("a URL with a host");
     }
     if url.contains('#') {
         return bad("a URL without a #fragment");
     }
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if url.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return bad("a URL without spaces or control characters");
     }
     if let Some((_, port)) = host.rsplit_once(':') {
@@ -337,21 +322,35 @@ pub fn validate_url(url: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// What follows the last `sep` in `s` (all of `s` without one), found by
+/// byte: `sep` is ASCII, so the cut is at a character boundary.
+fn after_last(s: &str, sep: u8) -> &str {
+    match s.bytes().rposition(|b| b == sep) {
+        Some(i) => s.get(i + 1..).unwrap_or(""),
+        None => s,
+    }
+}
+
 /// A URL safe to print: credentials (`user:pass@`), the query string and
 /// the fragment (either may hold a token) are cut.
 pub fn redact_url(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let end = rest.find(['?', '#']).unwrap_or(rest.len());
-    let (head, tail) = rest.split_at(end);
-    let authority_end = head.find('/').unwrap_or(head.len());
-    let (authority, path) = head.split_at(authority_end);
-    let host = match authority.rsplit_once('@') {
-        Some((_, host)) => format!("…@{host}"),
-        None => authority.to_string(),
+    // `split_once` never slices inside a character (no panic path).
+    let (head, cut) = match rest.split_once(['?', '#']) {
+        Some((head, _)) => (head, "…"),
+        None => (rest, ""),
     };
-    let cut = if tail.is_empty() { "" } else { "…" };
+    let (authority, path) = match head.split_once('/') {
+        Some((a, _)) => (a, head.get(a.len()..).unwrap_or("")),
+        None => (head, ""),
+    };
+    let host = if authority.contains('@') {
+        ["…@", after_last(authority, b'@')].concat()
+    } else {
+        authority.to_string()
+    };
     let sep = if scheme.is_empty() { "" } else { "://" };
-    format!("{scheme}{sep}{host}{path}{cut}")
+    [scheme, sep, &host, path, cut].concat()
 }
 
 #[cfg(test)]
@@ -360,17 +359,6 @@ mod tests {
 
     fn cfg() -> Config {
         Config::new(Provider::Deepgram, "wss://api.example.com/v1/listen")
-    }
-
-    #[test]
-    fn numbers_render_without_float_formatting() {
-        assert_eq!(num(1.5), "1.5");
-        assert_eq!(num(-0.25), "-0.25");
-        assert_eq!(num(100.0), "100");
-        assert_eq!(num(0.1 + 0.2), "0.3");
-        assert_eq!(num(f64::NAN), "NaN");
-        assert_eq!(num(f64::INFINITY), "Infinity");
-        assert_eq!(num(2.9999999), "3");
     }
 
     #[test]

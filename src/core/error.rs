@@ -18,24 +18,34 @@ pub struct ConfigError {
 impl ConfigError {
     pub(crate) fn new(
         field: &'static str,
-        value: impl fmt::Display,
+        value: impl Into<String>,
         expected: impl Into<String>,
     ) -> Self {
         ConfigError {
             field,
-            value: value.to_string(),
+            value: value.into(),
             expected: expected.into(),
         }
+    }
+
+    /// The message, as [`Display`](fmt::Display) writes it, built without
+    /// the formatting machinery (for the WebAssembly build).
+    pub fn message(&self) -> String {
+        [
+            "invalid option `",
+            self.field,
+            "`: got ",
+            &self.value,
+            ", expected ",
+            &self.expected,
+        ]
+        .concat()
     }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid option `{}`: got {}, expected {}",
-            self.field, self.value, self.expected
-        )
+        f.write_str(&self.message())
     }
 }
 
@@ -56,13 +66,20 @@ pub enum UsageError {
     UnexpectedToken,
 }
 
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl UsageError {
+    /// What went wrong, for a person.
+    pub fn as_str(&self) -> &'static str {
+        match self {
             UsageError::AlreadyConnected => "connect() was already called on this client",
             UsageError::Closed => "the client is closed; create a new one to connect again",
             UsageError::UnexpectedToken => "a token arrived although none was requested",
-        })
+        }
+    }
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -33,9 +33,23 @@ pub struct ParseError {
     pub what: &'static str,
 }
 
+impl ParseError {
+    /// The message, as [`Display`](fmt::Display) writes it, built without
+    /// the formatting machinery.
+    pub fn message(&self) -> String {
+        [
+            "invalid JSON at byte ",
+            &super::text::int(self.offset as u64),
+            ": ",
+            self.what,
+        ]
+        .concat()
+    }
+}
+
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid JSON at byte {}: {}", self.offset, self.what)
+        f.write_str(&self.message())
     }
 }
 

@@ -37,13 +37,15 @@ impl Stale {
     /// The reason for the close frame and the state event.
     pub fn describe(&self) -> String {
         match self {
-            Stale::Silent(d) => format!("stale: no frame from the server for {} ms", d.as_millis()),
-            Stale::Stalled(d) => {
-                format!("stale: send buffer did not drain for {} ms", d.as_millis())
-            }
-            Stale::Suspended(d) => format!("stale: page was suspended for {} ms", d.as_millis()),
+            Stale::Silent(d) => ms("stale: no frame from the server for ", *d),
+            Stale::Stalled(d) => ms("stale: send buffer did not drain for ", *d),
+            Stale::Suspended(d) => ms("stale: page was suspended for ", *d),
         }
     }
+}
+
+fn ms(what: &str, d: Duration) -> String {
+    [what, &super::text::int(d.as_millis() as u64), " ms"].concat()
 }
 
 /// Liveness and keepalive bookkeeping for one open connection.

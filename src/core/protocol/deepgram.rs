@@ -26,7 +26,10 @@ impl Wire for Deepgram {
     fn url_params(&self, cfg: &Config) -> Vec<(&'static str, String)> {
         vec![
             ("encoding", "linear16".into()),
-            ("sample_rate", cfg.sample_rate.to_string()),
+            (
+                "sample_rate",
+                crate::core::text::int(cfg.sample_rate.into()),
+            ),
             ("channels", "1".into()),
         ]
     }
@@ -63,7 +66,7 @@ impl Wire for Deepgram {
 fn parse(text: &str, out: &mut Vec<Parsed>) {
     let v = match Value::parse(text) {
         Ok(v) => v,
-        Err(e) => return out.push(Parsed::Malformed(e.to_string())),
+        Err(e) => return out.push(Parsed::Malformed(e.message())),
     };
     match v.str_field("type") {
         Some("Results") => {

@@ -5,6 +5,7 @@ use crate::core::config::Config;
 use crate::core::event::Transcript;
 use crate::core::io::Frame;
 use crate::core::json::{self, Value};
+use crate::core::text::{int, num};
 
 /// The generic resumable protocol.
 ///
@@ -24,7 +25,10 @@ impl Wire for Generic {
     fn url_params(&self, cfg: &Config) -> Vec<(&'static str, String)> {
         vec![
             ("encoding", "linear16".into()),
-            ("sample_rate", cfg.sample_rate.to_string()),
+            (
+                "sample_rate",
+                crate::core::text::int(cfg.sample_rate.into()),
+            ),
             ("channels", "1".into()),
         ]
     }
@@ -75,13 +79,16 @@ impl Wire for Generic {
 fn start(stream: &str, offset: u64, final_from_ms: u64) -> Frame {
     let mut s = String::from(r#"{"type":"start","stream":"#);
     json::push_str(&mut s, stream);
-    let secs = crate::core::num(final_from_ms as f64 / 1000.0);
-    s.push_str(&format!(r#","offset":{offset},"final_from":{secs}}}"#));
+    s.push_str(r#","offset":"#);
+    s.push_str(&int(offset));
+    s.push_str(r#","final_from":"#);
+    s.push_str(&num(final_from_ms as f64 / 1000.0));
+    s.push('}');
     Frame::Text(s)
 }
 
 fn seek(offset: u64) -> Frame {
-    Frame::Text(format!(r#"{{"type":"seek","offset":{offset}}}"#))
+    Frame::Text([r#"{"type":"seek","offset":"#, &int(offset), "}"].concat())
 }
 
 fn parse(text: &str, out: &mut Vec<Parsed>) {
@@ -90,7 +97,7 @@ fn parse(text: &str, out: &mut Vec<Parsed>) {
     }
     let v = match Value::parse(text) {
         Ok(v) => v,
-        Err(e) => return out.push(Parsed::Malformed(e.to_string())),
+        Err(e) => return out.push(Parsed::Malformed(e.message())),
     };
     let p = match v.str_field("type") {
         Some("ack") => match v.num_field("offset") {

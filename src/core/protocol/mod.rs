@@ -61,12 +61,12 @@ impl Provider {
             .ok_or_else(|| {
                 let names: Vec<String> = Provider::ALL
                     .iter()
-                    .map(|p| format!("\"{}\"", p.as_str()))
+                    .map(|p| ["\"", p.as_str(), "\""].concat())
                     .collect();
                 ConfigError::new(
                     "provider",
-                    format!("\"{name}\""),
-                    format!("one of {}", names.join(", ")),
+                    ["\"", name, "\""].concat(),
+                    ["one of ", &names.join(", ")].concat(),
                 )
             })
     }

@@ -26,7 +26,10 @@ impl Wire for Omi {
     fn url_params(&self, cfg: &Config) -> Vec<(&'static str, String)> {
         vec![
             ("language", "en".into()),
-            ("sample_rate", cfg.sample_rate.to_string()),
+            (
+                "sample_rate",
+                crate::core::text::int(cfg.sample_rate.into()),
+            ),
             ("codec", "pcm16".into()),
             ("channels", "1".into()),
         ]
@@ -76,7 +79,7 @@ fn parse(text: &str, out: &mut Vec<Parsed>) {
     }
     let v = match Value::parse(text) {
         Ok(v) => v,
-        Err(e) => return out.push(Parsed::Malformed(e.to_string())),
+        Err(e) => return out.push(Parsed::Malformed(e.message())),
     };
     match &v {
         Value::Array(segments) => {

@@ -12,6 +12,7 @@ use crate::core::error::UsageError;
 use crate::core::event::{ErrorCode, Event, State};
 use crate::core::io::{Credential, Output, SocketId, TokenRequest};
 use crate::core::protocol::{self, CloseClass};
+use crate::core::text::int;
 use crate::core::time::Instant;
 use crate::core::timer::Timer;
 use crate::core::watchdog::Watchdog;
@@ -142,7 +143,7 @@ impl Session {
                 "getToken returned an empty or malformed token".to_string(),
                 "getToken returned an unusable token",
             ),
-            Err(why) => (format!("getToken failed: {why}"), "getToken failed"),
+            Err(why) => (["getToken failed: ", &why].concat(), "getToken failed"),
         };
         self.emit_error(ErrorCode::TokenFailed, message, false);
         self.timers.clear(Timer::Connect);
@@ -227,13 +228,13 @@ impl Session {
             self.close_socket(id, CLOSE_STALE, "connect timeout");
         }
         self.link = Link::Idle;
-        let ms = self.cfg.connect_timeout.as_millis();
+        let ms = int(self.cfg.connect_timeout.as_millis() as u64);
         self.emit_error(
             ErrorCode::ConnectTimeout,
-            format!("the connection was not ready within {ms} ms"),
+            ["the connection was not ready within ", &ms, " ms"].concat(),
             false,
         );
-        self.connection_lost(now, format!("not ready within {ms} ms"), false);
+        self.connection_lost(now, ["not ready within ", &ms, " ms"].concat(), false);
     }
 
     pub(super) fn handle_closed(&mut self, now: Instant, id: SocketId, code: u16, reason: &str) {
@@ -243,9 +244,9 @@ impl Session {
         self.link = Link::Idle;
         let finishing = self.closing.is_some_and(|c| c.finalize_sent);
         let described = if reason.is_empty() {
-            format!("close {code}")
+            ["close ", &int(code.into())].concat()
         } else {
-            format!("close {code} \"{reason}\"")
+            ["close ", &int(code.into()), " \"", reason, "\""].concat()
         };
         match protocol::classify_close(self.wire, code, reason, finishing) {
             CloseClass::Finished => {
@@ -263,7 +264,7 @@ impl Session {
             }
             CloseClass::Fatal(err) => self.fail(
                 err,
-                format!("the server closed the connection: {described}"),
+                ["the server closed the connection: ", &described].concat(),
                 Some(code),
             ),
             CloseClass::Retry => self.connection_lost(now, described, false),
@@ -297,10 +298,14 @@ impl Session {
         self.failures = self.failures.saturating_add(1);
         if let Some(max) = self.cfg.reconnect.max_attempts {
             if self.failures >= max {
-                let msg = format!(
-                    "gave up after {} consecutive failed attempts (last: {reason})",
-                    self.failures
-                );
+                let msg = [
+                    "gave up after ",
+                    &int(self.failures.into()),
+                    " consecutive failed attempts (last: ",
+                    &reason,
+                    ")",
+                ]
+                .concat();
                 self.fail(ErrorCode::MaxAttempts, msg, None);
                 return;
             }

@@ -8,6 +8,7 @@ use super::link::CLOSE_STALE;
 use super::Session;
 use crate::core::event::State;
 use crate::core::io::SocketId;
+use crate::core::text::int;
 use crate::core::time::Instant;
 use crate::core::timer::Timer;
 use crate::core::watchdog::{Expectation, Stale};
@@ -133,11 +134,14 @@ impl Session {
         let id = conn.id;
         self.counters.probes_failed += 1;
         self.close_socket(id, CLOSE_STALE, "no proof of life");
-        let reason = format!(
-            "stale: no answer within {} ms ({})",
-            PROOF_OF_LIFE.as_millis(),
-            p.reason
-        );
+        let reason = [
+            "stale: no answer within ",
+            &int(PROOF_OF_LIFE.as_millis() as u64),
+            " ms (",
+            p.reason,
+            ")",
+        ]
+        .concat();
         // The network is likely fine (the page, not the link, was away):
         // replace the connection at once.
         self.connection_lost(now, reason, true);

@@ -117,7 +117,7 @@ impl Session {
             ));
         }
         let mut rng = Rng::new(cfg.seed);
-        let stream_id = format!("rt-{:016x}", rng.next_u64());
+        let stream_id = ["rt-", &super::text::hex16(rng.next_u64())].concat();
         Ok(Session {
             url: protocol::url(wire, &cfg),
             wire,

@@ -7,6 +7,7 @@ use super::Session;
 use crate::core::event::{ErrorCode, Event};
 use crate::core::io::SocketId;
 use crate::core::protocol::Parsed;
+use crate::core::text::int;
 use crate::core::time::Instant;
 
 impl Session {
@@ -27,7 +28,14 @@ impl Session {
         if !self.on_frame(now, id) {
             return;
         }
-        let p = Parsed::Malformed(format!("unexpected binary frame of {} bytes", data.len()));
+        let p = Parsed::Malformed(
+            [
+                "unexpected binary frame of ",
+                &int(data.len() as u64),
+                " bytes",
+            ]
+            .concat(),
+        );
         let mut message_sent = true; // no text to put in a message event
         self.apply(now, id, p, "", &mut message_sent);
     }
@@ -93,7 +101,7 @@ impl Session {
                 self.close_socket(id, 1000, "authentication rejected");
                 self.fail(
                     ErrorCode::AuthFailed,
-                    format!("the server rejected the credentials: {why}"),
+                    ["the server rejected the credentials: ", &why].concat(),
                     None,
                 );
             }
@@ -124,13 +132,17 @@ impl Session {
             Parsed::Message => message(self),
             Parsed::ServerError(m) => {
                 message(self);
-                self.emit_error(ErrorCode::ServerError, format!("server error: {m}"), false);
+                self.emit_error(
+                    ErrorCode::ServerError,
+                    ["server error: ", &m].concat(),
+                    false,
+                );
             }
             Parsed::Malformed(m) => {
                 message(self);
                 self.emit_error(
                     ErrorCode::MalformedMessage,
-                    format!("could not understand a server message: {m}"),
+                    ["could not understand a server message: ", &m].concat(),
                     false,
                 );
             }
