@@ -3,7 +3,8 @@
 //! [`Output`]s. Builds and tests natively with `cargo test`.
 #![forbid(unsafe_code)]
 
-pub mod audio;
+/// The audio path (the `resilient-audio` crate).
+pub use resilient_audio as audio;
 mod backoff;
 mod clock;
 mod config;
@@ -11,17 +12,19 @@ mod error;
 mod event;
 mod io;
 pub mod json;
+pub mod options;
+pub mod payload;
 mod protocol;
 mod queue;
 mod rng;
 mod session;
+mod text;
 mod time;
 mod timer;
 mod watchdog;
 
 pub use backoff::Backoff;
 pub use clock::{Clock, SLEEP_THRESHOLD};
-pub(crate) use config::num;
 pub use config::{redact_url, validate_url, Config, Provider, ReconnectConfig};
 pub use error::{ConfigError, UsageError};
 pub use event::{
@@ -31,5 +34,6 @@ pub use io::{Credential, Frame, Input, Output, SocketId, TokenRequest, TokenSche
 pub use queue::{AudioQueue, Chunk};
 pub use rng::Rng;
 pub use session::{Session, CLOSE_STALE};
+pub(crate) use text::num;
 pub use time::Instant;
 pub use watchdog::{Expectation, Stale, Watchdog};
