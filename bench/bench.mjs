@@ -17,7 +17,9 @@ copyFileSync(join(ROOT, "bench", "index.html"), join(www, "index.html"));
 copyFileSync(join(ROOT, "bench", "bench-page.js"), join(www, "bench-page.js"));
 copyFileSync(join(ROOT, "tests", "fixtures", "speech-a-48k.wav"), join(www, "fixture-48k.wav"));
 
-const server = await startDevserver({ engine: "meter", www });
+// The package built with the `bench` feature (AudioPreprocessor), which
+// the published package leaves out.
+const server = await startDevserver({ engine: "meter", www, pkg: process.env.BENCH_PKG ?? "target/bench-pkg" });
 const browser = await launchChromium();
 let result;
 try {

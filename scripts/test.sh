@@ -20,7 +20,7 @@ if cargo tree -p resilient-transcriber --target x86_64-unknown-linux-gnu -e norm
 fi
 step "cargo test (core + devserver)"
 cargo test --workspace
-step "package build (web + bundler) and its size"
+step "package build and its size"
 bash scripts/build.sh
 step "TypeScript typings (tsc --noEmit over tests/types/usage.ts)"
 tsc -p tests/types

@@ -736,7 +736,12 @@ fn invalid_options_throw_naming_the_field() {
             r#"{"url":"ws://h/","buffer":{"maxBytes":10}}"#,
             "buffer.maxBytes",
         ),
-        (r#"{"url":"ws://h/","reconect":{}}"#, "options"),
+        // An unknown option is named itself (it used to be "options").
+        (r#"{"url":"ws://h/","reconect":{}}"#, "reconect"),
+        (
+            r#"{"url":"ws://h/","reconnect":{"maxDelay":1}}"#,
+            "reconnect.maxDelay",
+        ),
         (
             r#"{"url":"ws://h/","keepalive":{"intervalMs":"5s"}}"#,
             "keepalive.intervalMs",

@@ -1,32 +1,18 @@
 //! `TranscriptionClient`, the JavaScript API (see DESIGN.md for the contract).
 
 use std::rc::Rc;
-use std::time::Duration;
 
-use js_sys::{ArrayBuffer, Float32Array, Function, Int16Array, Promise, Set, Uint8Array};
+use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 
-use super::capture;
-use super::driver::{stats_js, Action, AudioIn, Shared};
-use super::js::{
-    client_error, obj, range_error, rt_once, rt_remove, rt_unsubscriber, show, type_error,
-};
-use super::options;
-use super::owned::{live_listeners, live_timers};
+use super::driver::{Action, AudioIn, Shared};
+use super::js::{self, client_error, range_error, type_error};
 use crate::core::audio::{self, le_bytes_to_pcm16};
-use crate::core::{Input, Session, State, UsageError};
+use crate::core::options::{self, OptionError};
+use crate::core::{payload, Input, Session, State, UsageError};
 
 /// The event types `on`, `once` and `off` accept.
-pub const EVENT_TYPES: [&str; 8] = [
-    "state",
-    "open",
-    "transcript",
-    "message",
-    "dropped",
-    "error",
-    "close",
-    "reconnecting",
-];
+pub use crate::core::payload::EVENT_TYPES;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
@@ -149,6 +135,27 @@ pub struct TranscriptionClient {
     shared: Rc<Shared>,
 }
 
+/// An option error as the TypeError or RangeError JavaScript sees.
+fn option_error(e: OptionError) -> JsValue {
+    if e.range {
+        range_error(&e.field, &e.message)
+    } else {
+        type_error(&e.field, &e.message)
+    }
+}
+
+/// Options as JSON (see `core::options`); `undefined` for none.
+fn json_of(v: &Option<JsValue>) -> Result<String, JsValue> {
+    let json = js::rt_json(v.as_ref().unwrap_or(&JsValue::UNDEFINED));
+    if json == "!" {
+        return Err(type_error(
+            "options",
+            "options must be a plain object of strings, numbers, booleans and functions",
+        ));
+    }
+    Ok(json)
+}
+
 #[wasm_bindgen(js_class = TranscriptionClient)]
 impl TranscriptionClient {
     /// Validates `options` (throwing a TypeError/RangeError naming the bad
@@ -158,11 +165,13 @@ impl TranscriptionClient {
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "TranscriptionClientOptions")] options: JsValue,
     ) -> Result<TranscriptionClient, JsValue> {
-        let opts = options::parse(&options)?;
-        let session =
-            Session::new(opts.config).map_err(|e| range_error(e.field, &e.to_string()))?;
+        let json = json_of(&Some(options.clone()))?;
+        let seed = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
+        let opts = options::client_options(&json, seed).map_err(option_error)?;
+        let get_token = opts.get_token.then(|| js::rt_get(&options, "getToken"));
+        let session = Session::new(opts.config).map_err(|e| range_error(e.field, &e.message()))?;
         Ok(TranscriptionClient {
-            shared: Shared::new(session, opts.get_token),
+            shared: Shared::new(session, get_token),
         })
     }
 
@@ -177,10 +186,9 @@ impl TranscriptionClient {
             shared.run(move |d, actions| match d.session.state() {
                 State::Idle => match d.input(Input::Connect, actions) {
                     Ok(()) => d.pending.connect.push((resolve, reject)),
-                    Err(e) => actions.push(Action::Settle(
-                        reject,
-                        client_error("usage", &e.to_string()),
-                    )),
+                    Err(e) => {
+                        actions.push(Action::Settle(reject, client_error("usage", e.as_str())))
+                    }
                 },
                 State::Open | State::Offline => {
                     actions.push(Action::Settle(resolve, JsValue::UNDEFINED))
@@ -190,7 +198,7 @@ impl TranscriptionClient {
                 }
                 _ => actions.push(Action::Settle(
                     reject,
-                    client_error("closed", &UsageError::Closed.to_string()),
+                    client_error("closed", UsageError::Closed.as_str()),
                 )),
             })
         })
@@ -219,34 +227,43 @@ impl TranscriptionClient {
             Some(r) => {
                 return Err(range_error(
                     "sampleRate",
-                    &format!(
-                        "sendAudio(samples, sampleRate): sampleRate must be an integer in {}..={}, got {}",
-                        audio::MIN_RATE,
-                        audio::MAX_RATE,
-                        crate::core::num(r)
-                    ),
+                    &[
+                        "sendAudio(samples, sampleRate): sampleRate must be an integer in 8000..=192000, got ",
+                        &crate::core::num(r),
+                    ]
+                    .concat(),
                 ))
             }
         };
-        let block = if let Some(a) = samples.dyn_ref::<Int16Array>() {
-            Block::I16(a.to_vec())
-        } else if let Some(a) = samples.dyn_ref::<Float32Array>() {
-            Block::F32(a.to_vec())
-        } else if let Some(b) = samples.dyn_ref::<ArrayBuffer>() {
-            let bytes = Uint8Array::new(b).to_vec();
-            let mut raw = Vec::with_capacity(bytes.len() / 2);
-            if le_bytes_to_pcm16(&bytes, &mut raw).is_err() {
-                return Err(range_error(
-                    "samples",
-                    &format!("sendAudio(samples): an ArrayBuffer must hold PCM16 (an even number of bytes), got {} bytes", bytes.len()),
-                ));
+        let block = match js::rt_kind(&samples) {
+            1 => Block::I16(js::i16s(&samples)),
+            2 => Block::F32(js::f32s(&samples)),
+            3 => {
+                let bytes = js::bytes(&js_sys::Uint8Array::new(&samples));
+                let mut raw = Vec::with_capacity(bytes.len() / 2);
+                if le_bytes_to_pcm16(&bytes, &mut raw).is_err() {
+                    return Err(range_error(
+                        "samples",
+                        &[
+                            "sendAudio(samples): an ArrayBuffer must hold PCM16 (an even number of bytes), got ",
+                            &crate::core::num(bytes.len() as f64),
+                            " bytes",
+                        ]
+                        .concat(),
+                    ));
+                }
+                Block::I16(raw)
             }
-            Block::I16(raw)
-        } else {
-            return Err(type_error(
-                "samples",
-                &format!("sendAudio(samples): samples must be an Int16Array, a Float32Array or an ArrayBuffer of PCM16 little-endian, got {}", show(&samples)),
-            ));
+            _ => {
+                return Err(type_error(
+                    "samples",
+                    &[
+                        "sendAudio(samples): samples must be an Int16Array, a Float32Array or an ArrayBuffer of PCM16 little-endian, got ",
+                        &js::rt_show(&samples),
+                    ]
+                    .concat(),
+                ))
+            }
         };
         self.shared.run(move |d, actions| {
             let rate = rate.unwrap_or(d.session.config().sample_rate);
@@ -268,14 +285,12 @@ impl TranscriptionClient {
     /// summary (close code, reason, stats); never rejects.
     #[wasm_bindgen(skip_typescript)]
     pub fn close(&self, options: Option<JsValue>) -> Result<Promise, JsValue> {
-        let (flush, timeout) = close_options(&options.unwrap_or(JsValue::UNDEFINED))?;
+        let (flush, timeout) = options::close_options(&json_of(&options)?).map_err(option_error)?;
         let shared = self.shared.clone();
-        let weak = Rc::downgrade(&shared);
         Ok(Promise::new(&mut |resolve, _reject| {
-            let weak = weak.clone();
             shared.run(move |d, actions| {
-                if let Some(summary) = d.closed.clone() {
-                    actions.push(Action::Settle(resolve, summary));
+                if let Some(summary) = &d.closed {
+                    actions.push(Action::Settle(resolve, js::rt_parse(summary)));
                     return;
                 }
                 d.pending.close.push(resolve);
@@ -290,24 +305,16 @@ impl TranscriptionClient {
                         actions.push(Action::Settle(reject, e));
                     }
                 }
-                // A capture still starting is abandoned (it rejects).
-                d.mic.generation += 1;
-                d.mic.starting = None;
-                match d.mic.capture.as_mut() {
-                    // What the microphone still holds (the worklet's last
-                    // batch, the resampler's tail) is delivered before the
-                    // close starts, flushing or not: without a flush it is
-                    // then reported dropped with the rest, never lost
-                    // silently. `capture::finish` feeds the close.
-                    Some(c) => {
-                        c.stop(weak);
-                        d.mic.close_after.get_or_insert((flush, timeout));
-                    }
-                    None => {
-                        // Audio from `sendAudio` still in the resampler.
-                        d.flush_pipeline(actions);
-                        let _ = d.input(Input::Close { flush, timeout }, actions);
-                    }
+                // What the microphone still holds (the worklet's last
+                // batch, the resampler's tail) is delivered before the close
+                // starts, flushing or not: without a flush it is then
+                // reported dropped with the rest, never lost silently.
+                if d.stop_mic() {
+                    d.close_after_mic(flush, timeout);
+                } else {
+                    // Audio from `sendAudio` still in the resampler.
+                    d.flush_pipeline(actions);
+                    let _ = d.input(Input::Close { flush, timeout }, actions);
                 }
             })
         }))
@@ -328,7 +335,7 @@ impl TranscriptionClient {
     #[wasm_bindgen(unchecked_return_type = "TranscriptionStats")]
     pub fn stats(&self) -> JsValue {
         match self.shared.driver.try_borrow() {
-            Ok(d) => stats_js(&d.session.stats()),
+            Ok(d) => js::rt_parse(&payload::stats(&d.session.stats())),
             // Only inside a synchronous browser callback of our own call.
             Err(_) => JsValue::NULL,
         }
@@ -338,10 +345,17 @@ impl TranscriptionClient {
     /// timers), for leak tests.
     #[wasm_bindgen(js_name = debugStats, unchecked_return_type = "{ liveListeners: number; liveTimers: number }")]
     pub fn debug_stats(&self) -> JsValue {
-        obj(&[
-            ("liveListeners", (live_listeners() as f64).into()),
-            ("liveTimers", (live_timers() as f64).into()),
-        ])
+        let n = |v: f64| crate::core::num(v);
+        js::rt_parse(
+            &[
+                "{\"liveListeners\":",
+                &n(js::rt_live()),
+                ",\"liveTimers\":",
+                &n(js::rt_timers()),
+                "}",
+            ]
+            .concat(),
+        )
     }
 
     /// Captures the microphone (getUserMedia → AudioWorklet → resample →
@@ -349,59 +363,17 @@ impl TranscriptionClient {
     /// through reconnects (audio waits in the queue) and may start before
     /// `connect()` (audio is queued, bounded by `buffer.ttlMs`). Rejects
     /// with code `mic-active` if already capturing, `closed` after
-    /// `close()`, `mic-superseded` when a later `startMicrophone()` or a
-    /// `stopMicrophone()` came before it was running, `mic-permission`
-    /// (also an `error` event) when the user or policy denies the microphone.
+    /// `close()`, `mic-superseded` when a later `startMicrophone()`, a
+    /// `stopMicrophone()` or `close()` came before it was running,
+    /// `mic-permission` (also an `error` event) when the user or policy
+    /// denies the microphone.
     #[wasm_bindgen(js_name = startMicrophone, skip_typescript)]
     pub fn start_microphone(&self, options: Option<JsValue>) -> Result<Promise, JsValue> {
-        let o = capture::parse_options(&options.unwrap_or(JsValue::UNDEFINED))?;
+        let o = options::capture_options(&json_of(&options)?).map_err(option_error)?;
         let shared = self.shared.clone();
-        let weak = Rc::downgrade(&shared);
-        let mut o = Some(o);
         Ok(Promise::new(&mut |resolve, reject| {
-            let weak = weak.clone();
-            let o = o.take().expect("a Promise executor runs once");
-            shared.run(move |d, actions| {
-                if d.mic.capture.as_ref().is_some_and(|c| c.is_stopping()) {
-                    // A stop still waiting for the worklet's last batch
-                    // (switching devices): finish it now, flushing the
-                    // resampler's tail.
-                    capture::finish_in(d, actions);
-                }
-                let state = d.session.state();
-                if state.is_terminal() || state == State::Closing {
-                    let e = client_error(
-                        "closed",
-                        "startMicrophone() after close(): create a new client",
-                    );
-                    actions.push(Action::Settle(reject, e));
-                    return;
-                }
-                if d.mic.capture.is_some() {
-                    let e = client_error(
-                        "mic-active",
-                        "the microphone is already capturing; call stopMicrophone() first",
-                    );
-                    actions.push(Action::Settle(reject, e));
-                    return;
-                }
-                // The latest call wins: a start still in progress is
-                // superseded and rejects when it completes.
-                d.mic.generation += 1;
-                let generation = d.mic.generation;
-                d.mic.starting = Some(generation);
-                wasm_bindgen_futures::spawn_local(async move {
-                    let r = capture::start(weak, o, generation).await;
-                    match r {
-                        Ok(()) => {
-                            let _ = resolve.call0(&JsValue::NULL);
-                        }
-                        Err(e) => {
-                            let _ = reject.call1(&JsValue::NULL, &e);
-                        }
-                    }
-                });
-            });
+            let o = o.clone();
+            shared.run(move |d, actions| d.start_mic(&o, resolve, reject, actions));
         }))
     }
 
@@ -413,20 +385,11 @@ impl TranscriptionClient {
     /// `mic-superseded`. `close()` does this by itself.
     #[wasm_bindgen(js_name = stopMicrophone, unchecked_return_type = "Promise<void>")]
     pub fn stop_microphone(&self) -> Promise {
-        let weak = Rc::downgrade(&self.shared);
         let shared = self.shared.clone();
         Promise::new(&mut |resolve, _reject| {
-            let weak = weak.clone();
             shared.run(move |d, actions| {
-                d.mic.generation += 1;
-                d.mic.starting = None;
-                match d.mic.capture.as_mut() {
-                    Some(c) => {
-                        c.stop(weak);
-                        d.mic.stopped.push(resolve);
-                    }
-                    None => actions.push(Action::Settle(resolve, JsValue::UNDEFINED)),
-                }
+                d.stop_mic();
+                d.when_mic_stopped(resolve, actions);
             })
         })
     }
@@ -434,82 +397,39 @@ impl TranscriptionClient {
     /// Whether the microphone is capturing (false from `stopMicrophone()` on).
     #[wasm_bindgen(getter, js_name = capturing)]
     pub fn capturing(&self) -> bool {
-        self.shared
-            .driver
-            .try_borrow()
-            .is_ok_and(|d| d.mic.capture.as_ref().is_some_and(|c| !c.is_stopping()))
+        self.shared.driver.try_borrow().is_ok_and(|d| d.capturing())
     }
 
     /// Adds a listener; returns a function that removes it.
     #[wasm_bindgen(skip_typescript)]
     pub fn on(&self, kind: JsValue, listener: JsValue) -> Result<Function, JsValue> {
-        let (set, f) = self.listener_set("on", &kind, &listener)?;
-        set.add(&f);
-        Ok(rt_unsubscriber(&set, &f))
+        self.listen("on", &kind, &listener)
+            .map(JsCast::unchecked_into)
     }
 
     /// Adds a listener called at most once; returns a function that removes it.
     #[wasm_bindgen(skip_typescript)]
     pub fn once(&self, kind: JsValue, listener: JsValue) -> Result<Function, JsValue> {
-        let (set, f) = self.listener_set("once", &kind, &listener)?;
-        let wrapper = rt_once(&set, &f);
-        set.add(&wrapper);
-        Ok(rt_unsubscriber(&set, &wrapper))
+        self.listen("once", &kind, &listener)
+            .map(JsCast::unchecked_into)
     }
 
     /// Removes a listener added with `on` or `once`.
     #[wasm_bindgen(skip_typescript)]
     pub fn off(&self, kind: JsValue, listener: JsValue) -> Result<(), JsValue> {
-        let (set, f) = self.listener_set("off", &kind, &listener)?;
-        rt_remove(&set, &f);
-        Ok(())
+        self.listen("off", &kind, &listener).map(|_| ())
     }
 }
 
 impl TranscriptionClient {
-    fn listener_set(
-        &self,
-        method: &str,
-        kind: &JsValue,
-        listener: &JsValue,
-    ) -> Result<(Set, Function), JsValue> {
-        let valid = EVENT_TYPES.join(", ");
-        let Some(k) = kind.as_string() else {
-            return Err(type_error(
-                "type",
-                &format!(
-                    "{method}(type, listener): type must be one of {valid}; got {}",
-                    show(kind)
-                ),
-            ));
-        };
-        if !EVENT_TYPES.contains(&k.as_str()) {
-            return Err(type_error(
-                "type",
-                &format!(
-                    "{method}(type, listener): unknown event type \"{k}\"; valid types: {valid}"
-                ),
-            ));
-        }
-        let Some(f) = listener.dyn_ref::<Function>() else {
-            return Err(type_error(
-                "listener",
-                &format!(
-                    "{method}(\"{k}\", listener): listener must be a function, got {}",
-                    show(listener)
-                ),
-            ));
-        };
-        let key = JsValue::from_str(&k);
-        let set = match self.shared.listeners.get(&key).dyn_into::<Set>() {
-            Ok(s) => s,
-            Err(_) => {
-                let s = Set::new(&JsValue::UNDEFINED);
-                self.shared.listeners.set(&key, &s);
-                s
-            }
-        };
-        Ok((set, f.clone()))
+    fn listen(&self, method: &str, kind: &JsValue, listener: &JsValue) -> Result<JsValue, JsValue> {
+        js::rt_listen(
+            &self.shared.listeners,
+            method,
+            kind,
+            listener,
+            &EVENT_TYPES.join(","),
+        )
     }
 }
 
@@ -521,8 +441,8 @@ enum Block {
 }
 
 /// Resample → PCM16 → fixed-size chunks, the path every captured block
-/// takes, exposed for benchmarks and for pages that capture audio
-/// themselves and want the bytes.
+/// takes, exposed for the benchmark (`--features bench`).
+#[cfg(feature = "bench")]
 #[wasm_bindgen]
 pub struct AudioPreprocessor {
     pipeline: crate::core::audio::AudioPipeline,
@@ -532,6 +452,7 @@ pub struct AudioPreprocessor {
     last: Vec<u8>,
 }
 
+#[cfg(feature = "bench")]
 #[wasm_bindgen]
 impl AudioPreprocessor {
     /// A preprocessor producing `chunkMs` chunks of PCM16 at `targetRate`.
@@ -541,11 +462,15 @@ impl AudioPreprocessor {
         #[wasm_bindgen(js_name = chunkMs)] chunk_ms: u32,
     ) -> Result<AudioPreprocessor, JsValue> {
         let pipeline = crate::core::audio::AudioPipeline::new(target_rate)
-            .map_err(|e| range_error("targetRate", &e.to_string()))?;
+            .map_err(|e| range_error("targetRate", &e.message()))?;
         if !(10..=1000).contains(&chunk_ms) {
             return Err(range_error(
                 "chunkMs",
-                &format!("chunkMs must be in 10..=1000, got {chunk_ms}"),
+                &[
+                    "chunkMs must be in 10..=1000, got ",
+                    &crate::core::num(chunk_ms.into()),
+                ]
+                .concat(),
             ));
         }
         let samples = (target_rate as usize * chunk_ms as usize / 1000).max(1);
@@ -568,7 +493,7 @@ impl AudioPreprocessor {
         self.pcm.clear();
         self.pipeline
             .push_f32(samples, sample_rate, &mut self.pcm)
-            .map_err(|e| range_error("sampleRate", &e.to_string()))?;
+            .map_err(|e| range_error("sampleRate", &e.message()))?;
         let (chunks, last) = (&mut self.chunks, &mut self.last);
         self.chunker.push(&self.pcm, |c| {
             *chunks += 1;
@@ -583,47 +508,4 @@ impl AudioPreprocessor {
     pub fn last_chunk(&self) -> Vec<u8> {
         self.last.clone()
     }
-}
-
-fn close_options(options: &JsValue) -> Result<(bool, Option<Duration>), JsValue> {
-    if options.is_undefined() || options.is_null() {
-        return Ok((true, None));
-    }
-    if !options.is_object() {
-        return Err(type_error(
-            "options",
-            &format!(
-                "close(options): options must be an object like {{ flush, timeoutMs }}, got {}",
-                show(options)
-            ),
-        ));
-    }
-    let get = |k: &str| {
-        js_sys::Reflect::get(options, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
-    };
-    let flush = match get("flush") {
-        v if v.is_undefined() => true,
-        v => v.as_bool().ok_or_else(|| {
-            type_error(
-                "flush",
-                &format!(
-                    "close({{ flush }}): flush must be a boolean, got {}",
-                    show(&v)
-                ),
-            )
-        })?,
-    };
-    let timeout = match get("timeoutMs") {
-        v if v.is_undefined() => None,
-        v => match v.as_f64() {
-            Some(n) if n > 0.0 && n.is_finite() => Some(Duration::from_millis(n.round() as u64)),
-            _ => {
-                return Err(range_error(
-                    "timeoutMs",
-                    &format!("close({{ timeoutMs }}): timeoutMs must be a positive number of milliseconds, got {}", show(&v)),
-                ))
-            }
-        },
-    };
-    Ok((flush, timeout))
 }

@@ -11,22 +11,25 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
+use std::time::Duration;
 
-use js_sys::{Function, Map, Set};
+use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
-use super::js::{client_error, describe, obj, opt_num, opt_str};
+use super::capture::Capture;
+use super::js::{self, client_error, kind};
 use super::lifecycle::Lifecycle;
 use super::socket::Socket;
 use super::timer::WakeUp;
-use crate::core::audio::AudioPipeline;
+use crate::core::audio::{AudioPipeline, ResampleError};
+use crate::core::json::Value;
+use crate::core::options::{credential, CaptureOptions};
 use crate::core::{
-    Clock, Credential, Event, Input, Output, Session, SocketId, State, Stats, TokenRequest,
-    TokenScheme, UsageError,
+    payload, Clock, Credential, Event, Input, Output, Session, SocketId, State, TokenRequest,
+    UsageError,
 };
 
 /// Browser happenings, owned (the core's [`Input`] borrows).
-#[derive(Debug, Clone)]
 pub(crate) enum Incoming {
     Opened(SocketId),
     Text(SocketId, String),
@@ -40,12 +43,21 @@ pub(crate) enum Incoming {
     Resumed,
     Token(TokenRequest, Result<Credential, String>),
     Timeout,
+    /// The capture started with this generation is running.
+    MicReady(u64),
+    /// It could not start: the exception's name and a message.
+    MicFailed(u64, String, String),
+    /// A worklet batch (`last`: the answer to "flush").
+    MicAudio(u64, Vec<f32>, u32, bool),
+    MicEnded(u64),
+    MicFinish(u64),
+    MicSuspended(u64),
 }
 
 /// A JS call to make once the driver is no longer borrowed.
 pub(crate) enum Action {
-    /// Call the listeners of an event type.
-    Dispatch(&'static str, JsValue),
+    /// Call the listeners of an event type with a JSON payload.
+    Dispatch(&'static str, String),
     /// Settle a promise.
     Settle(Function, JsValue),
     /// Call `getToken` for this request.
@@ -54,18 +66,32 @@ pub(crate) enum Action {
 
 type Deferred = Box<dyn FnOnce(&mut Driver, &mut Vec<Action>)>;
 
-/// What the closures hold (weakly) and the client holds (strongly).
+/// The one JS→Rust entry of a client: `shell.js` calls the wrapper, which
+/// calls the closure until [`js::rt_sink_off`] switches it off. Dropped
+/// last, after everything that could still call it.
+struct SinkOwner {
+    wrapper: JsValue,
+    _closure: Closure<dyn FnMut(u32, f64, JsValue, f64)>,
+}
+
+impl Drop for SinkOwner {
+    fn drop(&mut self) {
+        js::rt_sink_off(&self.wrapper);
+    }
+}
+
+/// What the sink holds (weakly) and the client holds (strongly).
 pub(crate) struct Shared {
     pub(crate) driver: RefCell<Driver>,
-    /// Event type → Set of listener functions. Kept in JS so `on` can return
-    /// a plain JS unsubscribe function.
-    pub(crate) listeners: Map,
-    pub(crate) get_token: Option<Function>,
+    /// Event type → Set of listener functions (a plain JS object).
+    pub(crate) listeners: JsValue,
+    pub(crate) get_token: Option<JsValue>,
     /// Work that arrived while the driver was borrowed, run in order as
     /// soon as it is free.
     deferred: RefCell<VecDeque<Deferred>>,
     /// The state after the last run, for getters called re-entrantly.
     pub(crate) last_state: Cell<State>,
+    _sink: SinkOwner,
 }
 
 /// Connect and close promises waiting for the session.
@@ -75,21 +101,32 @@ pub(crate) struct Pending {
     pub(crate) close: Vec<Function>,
 }
 
+/// A `startMicrophone()` in progress.
+struct Starting {
+    capture: Capture,
+    resolve: Function,
+    reject: Function,
+}
+
 /// Microphone bookkeeping.
 #[derive(Default)]
 pub(crate) struct Mic {
     /// The running capture.
-    pub(crate) capture: Option<super::capture::Capture>,
-    /// Bumped by every `startMicrophone()` and `stopMicrophone()`: a start
-    /// still in progress whose generation is no longer current lost the
-    /// race (a later start or a stop came in) and rejects.
-    pub(crate) generation: u64,
-    /// The generation of the start in progress, if any.
-    pub(crate) starting: Option<u64>,
+    capture: Option<Capture>,
+    /// The start in progress. A later `startMicrophone()`, a
+    /// `stopMicrophone()` or `close()` supersedes it: its half-built
+    /// capture is released at once, and it rejects with `mic-superseded`
+    /// when the browser reports how that start ended (so a caller who
+    /// awaits the later call first still catches it).
+    starting: Option<Starting>,
+    /// Superseded starts waiting for that report: (generation, reject).
+    superseded: Vec<(u64, Function)>,
+    /// Bumped by every start and stop: events of an older capture are stale.
+    generation: u64,
     /// `stopMicrophone()` promises, resolved when the capture is torn down.
-    pub(crate) stopped: Vec<Function>,
+    stopped: Vec<Function>,
     /// A `close()` waiting for the microphone's last samples: (flush, timeout).
-    pub(crate) close_after: Option<(bool, Option<std::time::Duration>)>,
+    close_after: Option<(bool, Option<Duration>)>,
 }
 
 /// Everything the run loop mutates.
@@ -98,45 +135,61 @@ pub(crate) struct Driver {
     socket: Option<(SocketId, Socket)>,
     wake: WakeUp,
     lifecycle: Option<Lifecycle>,
+    mic: Mic,
     clock: Clock,
-    pub(crate) pipeline: AudioPipeline,
-    pub(crate) pcm: Vec<i16>,
+    pipeline: AudioPipeline,
+    pcm: Vec<i16>,
     pub(crate) pending: Pending,
     pub(crate) ready_once: bool,
     /// The fatal error, for rejecting `connect()`.
-    fatal: Option<(String, String)>,
+    fatal: Option<(&'static str, String)>,
     /// The final `close` payload, once closed.
-    pub(crate) closed: Option<JsValue>,
-    weak: Weak<Shared>,
+    pub(crate) closed: Option<String>,
     /// Inputs produced while draining (e.g. a socket that failed to open).
     later: Vec<Incoming>,
-    pub(crate) mic: Mic,
+    /// The sink wrapper, handed to every browser call that reports back.
+    sink: JsValue,
 }
 
 impl Shared {
-    pub(crate) fn new(session: Session, get_token: Option<Function>) -> Rc<Shared> {
+    pub(crate) fn new(session: Session, get_token: Option<JsValue>) -> Rc<Shared> {
         let rate = session.config().sample_rate;
-        Rc::new_cyclic(|weak: &Weak<Shared>| Shared {
-            driver: RefCell::new(Driver {
-                session,
-                socket: None,
-                wake: WakeUp::default(),
-                lifecycle: Some(Lifecycle::attach(weak.clone())),
-                clock: Clock::new(),
-                pipeline: AudioPipeline::new(rate).expect("sample rate validated by Config"),
-                pcm: Vec::new(),
-                pending: Pending::default(),
-                ready_once: false,
-                fatal: None,
-                closed: None,
-                weak: weak.clone(),
-                later: Vec::new(),
-                mic: Mic::default(),
-            }),
-            listeners: Map::new(),
-            get_token,
-            deferred: RefCell::new(VecDeque::new()),
-            last_state: Cell::new(State::Idle),
+        Rc::new_cyclic(|weak: &Weak<Shared>| {
+            let weak = weak.clone();
+            let closure = Closure::new(move |k: u32, id: f64, data: JsValue, n: f64| {
+                if let (Some(s), Some(incoming)) = (weak.upgrade(), decode(k, id, data, n)) {
+                    s.feed(incoming);
+                }
+            });
+            let wrapper = js::rt_sink(closure.as_ref());
+            Shared {
+                driver: RefCell::new(Driver {
+                    session,
+                    socket: None,
+                    wake: WakeUp::default(),
+                    lifecycle: Some(Lifecycle::attach(&wrapper)),
+                    mic: Mic::default(),
+                    clock: Clock::new(),
+                    pipeline: AudioPipeline::new(rate).unwrap_or_else(|_| {
+                        unreachable!("the sample rate was validated by Config")
+                    }),
+                    pcm: Vec::new(),
+                    pending: Pending::default(),
+                    ready_once: false,
+                    fatal: None,
+                    closed: None,
+                    later: Vec::new(),
+                    sink: wrapper.clone(),
+                }),
+                listeners: js_sys::Object::new().into(),
+                get_token,
+                deferred: RefCell::new(VecDeque::new()),
+                last_state: Cell::new(State::Idle),
+                _sink: SinkOwner {
+                    wrapper,
+                    _closure: closure,
+                },
+            }
         })
     }
 
@@ -180,106 +233,85 @@ impl Shared {
 
     /// Calls JS. No borrow of the driver is held here, so listeners may
     /// call back into the client (`close()` from a `state` listener).
-    pub(crate) fn perform(self: &Rc<Self>, actions: Vec<Action>) {
+    fn perform(self: &Rc<Self>, actions: Vec<Action>) {
         for a in actions {
             match a {
-                Action::Dispatch(kind, payload) => self.dispatch(kind, &payload),
+                Action::Dispatch(kind, json) => js::rt_emit(&self.listeners, kind, &json),
                 Action::Settle(f, v) => {
                     let _ = f.call1(&JsValue::NULL, &v);
                 }
-                Action::GetToken(req) => self.call_get_token(req),
-            }
-        }
-    }
-
-    /// Calls every listener of `kind`. A throwing listener never breaks the
-    /// client: its exception becomes an `error` event.
-    pub(crate) fn dispatch(self: &Rc<Self>, kind: &'static str, payload: &JsValue) {
-        let Some(set) = self
-            .listeners
-            .get(&JsValue::from_str(kind))
-            .dyn_into::<Set>()
-            .ok()
-        else {
-            return;
-        };
-        // Snapshot: listeners added or removed during dispatch take effect next time.
-        let fns = js_sys::Array::from(&set);
-        for f in fns.iter() {
-            let Ok(f) = f.dyn_into::<Function>() else {
-                continue;
-            };
-            if let Err(e) = f.call1(&JsValue::NULL, payload) {
-                let message = format!("a \"{kind}\" listener threw: {}", describe(&e));
-                if kind == "error" {
-                    // Reporting an error listener's error to itself would loop.
-                    web_sys::console::error_2(&JsValue::from_str(&message), &e);
-                } else {
-                    let p = obj(&[
-                        ("code", "listener".into()),
-                        ("message", message.into()),
-                        ("fatal", false.into()),
-                        ("cause", e),
-                    ]);
-                    self.dispatch("error", &p);
-                }
-            }
-        }
-    }
-
-    fn call_get_token(self: &Rc<Self>, req: TokenRequest) {
-        let Some(f) = self.get_token.clone() else {
-            return;
-        };
-        let weak = Rc::downgrade(self);
-        let result = f.call0(&JsValue::NULL);
-        wasm_bindgen_futures::spawn_local(async move {
-            let outcome = match result {
-                Err(e) => Err(describe(&e)),
-                Ok(v) => {
-                    match wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&v)).await {
-                        Ok(t) => credential(&t).map_err(str::to_string),
-                        Err(e) => Err(describe(&e)),
+                Action::GetToken(req) => {
+                    if let Some(f) = &self.get_token {
+                        js::rt_token(f, req.0 as f64, &self._sink.wrapper);
                     }
                 }
-            };
-            if let Some(s) = weak.upgrade() {
-                s.feed(Incoming::Token(req, outcome));
             }
-        });
+        }
     }
 }
 
-/// A credential from JS: a string (an API key, the `token` scheme) or
-/// `{ token, scheme: "token" | "bearer" }` (Deepgram's short-lived JWTs use
-/// `bearer`).
-pub(crate) fn credential(v: &JsValue) -> Result<Credential, &'static str> {
-    if let Some(t) = v.as_string() {
-        return Ok(Credential::token(t));
-    }
-    const SHAPE: &str =
-        "a token must be a string or { token: string, scheme?: \"token\" | \"bearer\" }";
-    if !v.is_object() {
-        return Err(SHAPE);
-    }
-    let get = |k: &str| js_sys::Reflect::get(v, &k.into()).unwrap_or(JsValue::UNDEFINED);
-    let token = get("token").as_string().ok_or(SHAPE)?;
-    let scheme = match get("scheme") {
-        s if s.is_undefined() => TokenScheme::Token,
-        s => match s.as_string().as_deref() {
-            Some("token") => TokenScheme::Token,
-            Some("bearer") => TokenScheme::Bearer,
-            _ => return Err(SHAPE),
-        },
-    };
-    Ok(Credential { token, scheme })
+/// Turns what `shell.js` reports into an [`Incoming`].
+fn decode(k: u32, id: f64, data: JsValue, n: f64) -> Option<Incoming> {
+    let sid = SocketId(id as u64);
+    let gen = id as u64;
+    Some(match k {
+        kind::OPEN => Incoming::Opened(sid),
+        kind::TEXT => Incoming::Text(sid, data.as_string().unwrap_or_default()),
+        kind::BINARY => Incoming::Binary(sid, js::bytes(&data)),
+        kind::CLOSE => Incoming::Closed(sid, n as u16, data.as_string().unwrap_or_default()),
+        kind::ERROR => Incoming::Error(sid),
+        kind::TIMER => Incoming::Timeout,
+        kind::ONLINE => Incoming::Online,
+        kind::OFFLINE => Incoming::Offline,
+        kind::HIDDEN => Incoming::Hidden,
+        kind::FROZEN => Incoming::Frozen,
+        kind::RESUMED => Incoming::Resumed,
+        kind::TOKEN => {
+            let text = data.as_string().unwrap_or_default();
+            let answer = if n == 1.0 {
+                Value::parse(&text)
+                    .ok()
+                    .as_ref()
+                    .and_then(|v| v.get("v"))
+                    .ok_or("getToken must resolve to a string or { token, scheme }")
+                    .and_then(credential)
+                    .map_err(|why| ["getToken must resolve to ", why].concat())
+            } else {
+                Err(text)
+            };
+            Incoming::Token(TokenRequest(id as u64), answer)
+        }
+        kind::MIC_READY => Incoming::MicReady(gen),
+        kind::MIC_FAILED => Incoming::MicFailed(
+            gen,
+            js::rt_get(&data, "name").as_string().unwrap_or_default(),
+            js::rt_get(&data, "message").as_string().unwrap_or_default(),
+        ),
+        kind::MIC_AUDIO | kind::MIC_LAST => {
+            Incoming::MicAudio(gen, js::f32s(&data), n as u32, k == kind::MIC_LAST)
+        }
+        kind::MIC_ENDED => Incoming::MicEnded(gen),
+        kind::MIC_FINISH => Incoming::MicFinish(gen),
+        kind::MIC_SUSPENDED => Incoming::MicSuspended(gen),
+        _ => return None,
+    })
+}
+
+/// Audio handed to [`Driver::push_audio`].
+pub(crate) enum AudioIn<'a> {
+    F32(&'a [f32]),
+    I16(&'a [i16]),
+}
+
+fn error_event(code: &'static str, message: &str) -> Action {
+    Action::Dispatch("error", payload::error(code, message, false))
 }
 
 impl Driver {
     /// The session's `now` (monotonic), telling the session first when
     /// the wall clock shows the machine slept since the last event.
     fn now(&mut self) -> crate::core::Instant {
-        let (now, slept) = self.clock.observe(super::mono_ms(), js_sys::Date::now());
+        let (now, slept) = self.clock.observe(js::rt_now(), js::rt_wall());
         if let Some(d) = slept {
             let _ = self.session.handle_input(now, Input::Slept(d));
         }
@@ -293,45 +325,120 @@ impl Driver {
         actions: &mut Vec<Action>,
     ) -> Result<(), UsageError> {
         let now = self.now();
-        if matches!(incoming, Incoming::Timeout) {
-            self.wake.fired();
-            // The timer is a chance to look at the send buffer too: the
-            // stall detector needs samples even when no audio is sent.
-            if let Some((id, s)) = &self.socket {
-                let (id, b) = (*id, s.buffered_amount());
-                let _ = self.session.handle_input(now, Input::BufferedAmount(id, b));
+        let input = match incoming {
+            Incoming::Timeout => {
+                self.wake.fired();
+                // The timer is a chance to look at the send buffer too: the
+                // stall detector needs samples even when no audio is sent.
+                if let Some((id, s)) = &self.socket {
+                    let (id, b) = (*id, s.buffered_amount());
+                    let _ = self.session.handle_input(now, Input::BufferedAmount(id, b));
+                }
+                Input::Timeout
             }
-        }
-        let r = match incoming {
-            Incoming::Opened(id) => self.session.handle_input(now, Input::SocketOpened(id)),
-            Incoming::Text(id, t) => self.session.handle_input(now, Input::SocketText(id, &t)),
-            Incoming::Binary(id, b) => self.session.handle_input(now, Input::SocketBinary(id, &b)),
+            Incoming::Opened(id) => Input::SocketOpened(id),
+            Incoming::Text(id, t) => {
+                let r = self.session.handle_input(now, Input::SocketText(id, &t));
+                self.drain(actions);
+                return r;
+            }
+            Incoming::Binary(id, b) => {
+                let r = self.session.handle_input(now, Input::SocketBinary(id, &b));
+                self.drain(actions);
+                return r;
+            }
             Incoming::Closed(id, code, reason) => {
                 if self.socket.as_ref().is_some_and(|(sid, _)| *sid == id) {
                     // The socket is dead; drop it (listeners first).
                     self.socket = None;
                 }
-                self.session.handle_input(
+                let r = self.session.handle_input(
                     now,
                     Input::SocketClosed {
                         id,
                         code,
                         reason: &reason,
                     },
-                )
+                );
+                self.drain(actions);
+                return r;
             }
-            Incoming::Error(id) => self.session.handle_input(now, Input::SocketError(id)),
-            Incoming::Online => self.session.handle_input(now, Input::Online),
-            Incoming::Offline => self.session.handle_input(now, Input::Offline),
-            Incoming::Hidden => self.session.handle_input(now, Input::PageHidden),
-            Incoming::Frozen => self.session.handle_input(now, Input::PageFrozen),
-            Incoming::Resumed => self.session.handle_input(now, Input::PageResumed),
-            Incoming::Token(req, t) => match self.session.handle_input(now, Input::Token(req, t)) {
-                // A token for an attempt that already timed out: harmless.
-                Err(UsageError::UnexpectedToken) => Ok(()),
-                r => r,
-            },
-            Incoming::Timeout => self.session.handle_input(now, Input::Timeout),
+            Incoming::Error(id) => Input::SocketError(id),
+            Incoming::Online => Input::Online,
+            Incoming::Offline => Input::Offline,
+            Incoming::Hidden => Input::PageHidden,
+            Incoming::Frozen => Input::PageFrozen,
+            Incoming::Resumed => Input::PageResumed,
+            Incoming::Token(req, t) => Input::Token(req, t),
+            Incoming::MicReady(gen) => {
+                self.mic_ready(gen, actions);
+                return Ok(());
+            }
+            Incoming::MicFailed(gen, name, message) => {
+                self.mic_failed(gen, &name, &message, actions);
+                return Ok(());
+            }
+            Incoming::MicAudio(gen, samples, rate, last) => {
+                if self
+                    .mic
+                    .capture
+                    .as_ref()
+                    .is_some_and(|c| c.generation == gen)
+                {
+                    if let Err(e) = self.push_audio(AudioIn::F32(&samples), rate, actions) {
+                        actions.push(error_event("audio-format", &e.message()));
+                    }
+                    if last {
+                        self.finish_capture(actions);
+                    }
+                }
+                return Ok(());
+            }
+            Incoming::MicEnded(gen) => {
+                let sink = self.sink.clone();
+                if let Some(c) = self.mic.capture.as_mut().filter(|c| c.generation == gen) {
+                    if !c.is_stopping() {
+                        // Unplugged or revoked: deliver what the worklet
+                        // holds, then tear down.
+                        c.stop(&sink);
+                        actions.push(error_event(
+                            "mic-ended",
+                            "the microphone was disconnected or stopped; call startMicrophone() to capture again",
+                        ));
+                    }
+                }
+                return Ok(());
+            }
+            Incoming::MicFinish(gen) => {
+                if self
+                    .mic
+                    .capture
+                    .as_ref()
+                    .is_some_and(|c| c.generation == gen)
+                {
+                    self.finish_capture(actions);
+                }
+                return Ok(());
+            }
+            Incoming::MicSuspended(gen) => {
+                if self
+                    .mic
+                    .capture
+                    .as_ref()
+                    .is_some_and(|c| c.generation == gen)
+                {
+                    actions.push(error_event(
+                        "audio-suspended",
+                        "the AudioContext is suspended by the browser's autoplay policy; capture starts on the next click or key press",
+                    ));
+                }
+                return Ok(());
+            }
+        };
+        let r = match self.session.handle_input(now, input) {
+            // A token for an attempt that already timed out: harmless.
+            Err(UsageError::UnexpectedToken) => Ok(()),
+            r => r,
         };
         self.drain(actions);
         r
@@ -356,7 +463,7 @@ impl Driver {
         samples: AudioIn<'_>,
         rate: u32,
         actions: &mut Vec<Action>,
-    ) -> Result<(), crate::core::audio::ResampleError> {
+    ) -> Result<(), ResampleError> {
         let mut pcm = std::mem::take(&mut self.pcm);
         pcm.clear();
         let (converted, frames) = match samples {
@@ -391,6 +498,171 @@ impl Driver {
         self.pcm = pcm;
     }
 
+    // --- the microphone -------------------------------------------------
+
+    /// `startMicrophone()`: the latest call wins.
+    pub(crate) fn start_mic(
+        &mut self,
+        o: &CaptureOptions,
+        resolve: Function,
+        reject: Function,
+        actions: &mut Vec<Action>,
+    ) {
+        if self.mic.capture.as_ref().is_some_and(|c| c.is_stopping()) {
+            // A stop still waiting for the worklet's last batch (switching
+            // devices): finish it now, flushing the resampler's tail.
+            self.finish_capture(actions);
+        }
+        let state = self.session.state();
+        if state.is_terminal() || state == State::Closing {
+            let e = client_error(
+                "closed",
+                "startMicrophone() after close(): create a new client",
+            );
+            actions.push(Action::Settle(reject, e));
+            return;
+        }
+        if self.mic.capture.is_some() {
+            let e = client_error(
+                "mic-active",
+                "the microphone is already capturing; call stopMicrophone() first",
+            );
+            actions.push(Action::Settle(reject, e));
+            return;
+        }
+        self.supersede_start();
+        self.mic.generation += 1;
+        let capture = Capture::start(o, self.mic.generation, &self.sink);
+        self.mic.starting = Some(Starting {
+            capture,
+            resolve,
+            reject,
+        });
+    }
+
+    /// A start still in progress loses to a later call: what it opened
+    /// is released now (dropping its capture); it rejects once the browser
+    /// reports the end of that start.
+    fn supersede_start(&mut self) {
+        if let Some(s) = self.mic.starting.take() {
+            self.mic.superseded.push((s.capture.generation, s.reject));
+        }
+    }
+
+    /// Rejects the superseded start `gen`, if it is one. True if it was.
+    fn settle_superseded(&mut self, gen: u64, actions: &mut Vec<Action>) -> bool {
+        let Some(i) = self.mic.superseded.iter().position(|(g, _)| *g == gen) else {
+            return false;
+        };
+        let (_, reject) = self.mic.superseded.remove(i);
+        let e = client_error(
+            "mic-superseded",
+            "a later startMicrophone(), stopMicrophone() or close() came before this one was running",
+        );
+        actions.push(Action::Settle(reject, e));
+        true
+    }
+
+    fn mic_ready(&mut self, gen: u64, actions: &mut Vec<Action>) {
+        if self.settle_superseded(gen, actions) {
+            return;
+        }
+        if !self
+            .mic
+            .starting
+            .as_ref()
+            .is_some_and(|s| s.capture.generation == gen)
+        {
+            return;
+        }
+        let Some(s) = self.mic.starting.take() else {
+            return;
+        };
+        self.mic.capture = Some(s.capture);
+        actions.push(Action::Settle(s.resolve, JsValue::UNDEFINED));
+    }
+
+    fn mic_failed(&mut self, gen: u64, name: &str, message: &str, actions: &mut Vec<Action>) {
+        if self.settle_superseded(gen, actions) {
+            return;
+        }
+        if !self
+            .mic
+            .starting
+            .as_ref()
+            .is_some_and(|s| s.capture.generation == gen)
+        {
+            return;
+        }
+        let Some(s) = self.mic.starting.take() else {
+            return;
+        };
+        let code = match name {
+            "NotAllowedError" | "SecurityError" => "mic-permission",
+            "audio-context" => "audio-context",
+            _ => "mic-unavailable",
+        };
+        if code != "audio-context" {
+            // Fatal to the capture, not to the session: `fatal` means the
+            // session is now failed, and it is not (sendAudio still works,
+            // startMicrophone may be retried after the user allows it).
+            actions.push(error_event(code, message));
+        }
+        actions.push(Action::Settle(s.reject, client_error(code, message)));
+    }
+
+    /// `stopMicrophone()` and `close()`: stops the input; the capture is torn
+    /// down when the worklet's last batch arrives (or the grace ends).
+    /// Returns whether a capture was running.
+    pub(crate) fn stop_mic(&mut self) -> bool {
+        self.mic.generation += 1;
+        self.supersede_start();
+        let sink = self.sink.clone();
+        match self.mic.capture.as_mut() {
+            Some(c) => {
+                c.stop(&sink);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Resolves `resolve` once the capture is torn down (at once if none).
+    pub(crate) fn when_mic_stopped(&mut self, resolve: Function, actions: &mut Vec<Action>) {
+        if self.mic.capture.is_some() {
+            self.mic.stopped.push(resolve);
+        } else {
+            actions.push(Action::Settle(resolve, JsValue::UNDEFINED));
+        }
+    }
+
+    /// Runs the close once the microphone's last samples are in.
+    pub(crate) fn close_after_mic(&mut self, flush: bool, timeout: Option<Duration>) {
+        self.mic.close_after.get_or_insert((flush, timeout));
+    }
+
+    /// Whether the microphone is capturing (not stopping).
+    pub(crate) fn capturing(&self) -> bool {
+        self.mic.capture.as_ref().is_some_and(|c| !c.is_stopping())
+    }
+
+    /// Tears the capture down and flushes the resampler's tail into the
+    /// session, so stopping loses nothing; then a waiting close goes ahead.
+    fn finish_capture(&mut self, actions: &mut Vec<Action>) {
+        if self.mic.capture.take().is_none() {
+            return;
+        }
+        self.flush_pipeline(actions);
+        for resolve in self.mic.stopped.drain(..) {
+            actions.push(Action::Settle(resolve, JsValue::UNDEFINED));
+        }
+        if let Some((flush, timeout)) = self.mic.close_after.take() {
+            let _ = self.input(Input::Close { flush, timeout }, actions);
+        }
+    }
+
+    // --- draining --------------------------------------------------------
+
     /// Carries out every output of the session.
     fn drain(&mut self, actions: &mut Vec<Action>) {
         // Bounded: each round either makes progress or ends; the bound only
@@ -400,7 +672,7 @@ impl Driver {
             loop {
                 match self.session.poll_output() {
                     Output::Open { id, url, protocols } => {
-                        match Socket::open(id, &url, &protocols, self.weak.clone()) {
+                        match Socket::open(id, &url, protocols, &self.sink) {
                             Ok(s) => {
                                 if let Some((_, old)) = self.socket.replace((id, s)) {
                                     old.close(1000, "replaced");
@@ -409,7 +681,7 @@ impl Driver {
                             Err(e) => self.later.push(Incoming::Closed(
                                 id,
                                 1006,
-                                format!("could not open: {e}"),
+                                ["could not open: ", &e].concat(),
                             )),
                         }
                     }
@@ -423,15 +695,16 @@ impl Driver {
                     }
                     Output::Close { id, code, reason } => {
                         if self.socket.as_ref().is_some_and(|(sid, _)| *sid == id) {
-                            let (_, s) = self.socket.take().expect("checked above");
-                            s.close(code, &reason);
+                            if let Some((_, s)) = self.socket.take() {
+                                s.close(code, &reason);
+                            }
                         }
                     }
                     Output::RequestToken(req) => actions.push(Action::GetToken(req)),
                     Output::Event(e) => self.on_event(e, actions),
                     Output::Timeout(at) => {
                         let now = self.now();
-                        self.wake.arm(at, now, &self.weak);
+                        self.wake.arm(at, now, &self.sink);
                         break;
                     }
                 }
@@ -447,150 +720,81 @@ impl Driver {
             let Some(next) = (!self.later.is_empty()).then(|| self.later.remove(0)) else {
                 break;
             };
-            let mut nested = Vec::new();
-            let _ = self.feed(next, &mut nested);
-            actions.extend(nested);
+            let _ = self.feed(next, actions);
             break;
         }
     }
 
     fn on_event(&mut self, e: Event, actions: &mut Vec<Action>) {
-        match e {
-            Event::State(s) => actions.push(Action::Dispatch(
-                "state",
-                obj(&[
-                    ("state", s.state.as_str().into()),
-                    ("previous", s.previous.as_str().into()),
-                    ("attempt", s.attempt.into()),
-                    (
-                        "retryInMs",
-                        opt_num(s.retry_in.map(|d| d.as_millis() as f64)),
-                    ),
-                    ("reason", opt_str(s.reason.as_deref())),
-                ]),
-            )),
-            Event::Open {
-                connection,
-                backlog_chunks,
-                resume_offset,
-            } => {
+        match &e {
+            Event::Open { .. } => {
                 self.ready_once = true;
                 for (resolve, _) in self.pending.connect.drain(..) {
                     actions.push(Action::Settle(resolve, JsValue::UNDEFINED));
                 }
-                actions.push(Action::Dispatch(
-                    "open",
-                    obj(&[
-                        ("connection", connection.into()),
-                        ("backlogChunks", backlog_chunks.into()),
-                        ("resumeOffset", opt_num(resume_offset.map(|o| o as f64))),
-                    ]),
-                ));
             }
-            Event::Transcript(t) => {
-                let words = js_sys::Array::new();
-                for w in &t.words {
-                    words.push(&obj(&[
-                        ("word", w.word.as_str().into()),
-                        ("start", w.start.into()),
-                        ("end", w.end.into()),
-                    ]));
-                }
-                actions.push(Action::Dispatch(
-                    "transcript",
-                    obj(&[
-                        ("text", t.text.into()),
-                        ("isFinal", t.is_final.into()),
-                        ("speechFinal", t.speech_final.into()),
-                        ("start", t.start.into()),
-                        ("end", t.end.into()),
-                        ("speaker", opt_str(t.speaker.as_deref())),
-                        ("channel", t.channel.into()),
-                        ("words", words.into()),
-                    ]),
-                ))
-            }
-            Event::Message(text) => {
-                actions.push(Action::Dispatch("message", obj(&[("data", text.into())])))
-            }
-            Event::Dropped(d) => actions.push(Action::Dispatch(
-                "dropped",
-                obj(&[
-                    ("chunks", d.chunks.into()),
-                    ("bytes", (d.bytes as f64).into()),
-                    ("audioMs", d.audio_ms.into()),
-                    ("reason", d.reason.as_str().into()),
-                ]),
-            )),
             Event::Error {
                 code,
                 message,
-                fatal,
-            } => {
-                if fatal {
-                    self.fatal = Some((code.as_str().to_string(), message.clone()));
-                }
-                actions.push(Action::Dispatch(
-                    "error",
-                    obj(&[
-                        ("code", code.as_str().into()),
-                        ("message", message.into()),
-                        ("fatal", fatal.into()),
-                    ]),
-                ));
-            }
-            Event::Reconnecting { attempt, delay } => actions.push(Action::Dispatch(
-                "reconnecting",
-                obj(&[
-                    ("attempt", attempt.into()),
-                    ("delayMs", (delay.as_millis() as f64).into()),
-                ]),
-            )),
+                fatal: true,
+            } => self.fatal = Some((code.as_str(), message.clone())),
             Event::Closed { code, reason } => {
-                let summary = obj(&[
-                    ("code", opt_num(code.map(f64::from))),
-                    ("reason", reason.clone().into()),
-                    ("state", self.session.state().as_str().into()),
-                    ("stats", stats_js(&self.session.stats())),
-                ]);
-                self.closed = Some(summary.clone());
-                // Tear down now: no timer, socket or microphone outlives
-                // the session.
-                let now = self.now();
-                self.wake.arm(None, now, &self.weak);
-                self.mic.capture = None;
-                self.mic.starting = None;
-                self.mic.close_after = None;
-                // A closed client needs no page lifecycle events either.
-                self.lifecycle = None;
-                for resolve in self.mic.stopped.drain(..) {
-                    actions.push(Action::Settle(resolve, JsValue::UNDEFINED));
-                }
-                if let Some((_, s)) = self.socket.take() {
-                    s.close(1000, "closed");
-                }
-                let (code_s, msg) = self.fatal.clone().unwrap_or_else(|| {
-                    (
-                        "closed".to_string(),
-                        format!("the client was closed before the session was ready ({reason})"),
-                    )
-                });
-                for (_, reject) in self.pending.connect.drain(..) {
-                    actions.push(Action::Settle(reject, client_error(&code_s, &msg)));
-                }
-                for resolve in self.pending.close.drain(..) {
-                    actions.push(Action::Settle(resolve, summary.clone()));
-                }
-                actions.push(Action::Dispatch("close", summary));
+                self.closed(*code, reason, actions);
+                return;
             }
+            _ => {}
+        }
+        if let Some((kind, json)) = payload::event(&e) {
+            actions.push(Action::Dispatch(kind, json));
         }
     }
-}
 
-/// Audio handed to [`Driver::push_audio`].
-pub(crate) enum AudioIn<'a> {
-    F32(&'a [f32]),
-    I16(&'a [i16]),
+    /// The session ended: tear everything down, settle every promise, and
+    /// dispatch `close` with the summary.
+    fn closed(&mut self, code: Option<u16>, reason: &str, actions: &mut Vec<Action>) {
+        let stats = payload::stats(&self.session.stats());
+        let summary = payload::summary(code, reason, self.session.state().as_str(), &stats);
+        self.closed = Some(summary.clone());
+        // No timer, socket, microphone or page listener outlives the session.
+        let now = self.now();
+        self.wake.arm(None, now, &self.sink);
+        self.supersede_start();
+        for (_, reject) in self.mic.superseded.drain(..) {
+            let e = client_error(
+                "closed",
+                "the client was closed while the microphone was starting",
+            );
+            actions.push(Action::Settle(reject, e));
+        }
+        self.mic.capture = None;
+        self.mic.close_after = None;
+        self.lifecycle = None;
+        for resolve in self.mic.stopped.drain(..) {
+            actions.push(Action::Settle(resolve, JsValue::UNDEFINED));
+        }
+        if let Some((_, s)) = self.socket.take() {
+            s.close(1000, "closed");
+        }
+        let (code_s, msg) = match self.fatal.clone() {
+            Some(f) => f,
+            None => (
+                "closed",
+                [
+                    "the client was closed before the session was ready (",
+                    reason,
+                    ")",
+                ]
+                .concat(),
+            ),
+        };
+        for (_, reject) in self.pending.connect.drain(..) {
+            actions.push(Action::Settle(reject, client_error(code_s, &msg)));
+        }
+        for resolve in self.pending.close.drain(..) {
+            actions.push(Action::Settle(resolve, js::rt_parse(&summary)));
+        }
+        actions.push(Action::Dispatch("close", summary));
+    }
 }
 
 impl Drop for Driver {
@@ -598,55 +802,22 @@ impl Drop for Driver {
     /// listeners and capture drop with their owners; promises still waiting
     /// are settled so no `await` hangs on a freed client.
     fn drop(&mut self) {
+        let freed = || client_error("freed", "the client was freed (free() or Symbol.dispose)");
         for (_, reject) in self.pending.connect.drain(..) {
-            let _ = reject.call1(
-                &JsValue::NULL,
-                &client_error("freed", "the client was freed (free() or Symbol.dispose)"),
-            );
+            let _ = reject.call1(&JsValue::NULL, &freed());
         }
-        let summary = obj(&[
-            ("code", JsValue::NULL),
-            ("reason", "freed".into()),
-            ("state", "closed".into()),
-        ]);
+        if let Some(s) = self.mic.starting.take() {
+            let _ = s.reject.call1(&JsValue::NULL, &freed());
+        }
+        for (_, reject) in self.mic.superseded.drain(..) {
+            let _ = reject.call1(&JsValue::NULL, &freed());
+        }
+        let summary = js::rt_parse(r#"{"code":null,"reason":"freed","state":"closed"}"#);
         for resolve in self.pending.close.drain(..) {
             let _ = resolve.call1(&JsValue::NULL, &summary);
         }
-        // The capture (and its grace timer) drops with the driver.
         for resolve in self.mic.stopped.drain(..) {
             let _ = resolve.call0(&JsValue::NULL);
         }
     }
-}
-
-/// `stats()` as a JS object.
-pub(crate) fn stats_js(s: &Stats) -> JsValue {
-    let n = |v: u64| JsValue::from_f64(v as f64);
-    obj(&[
-        ("bytesPushed", n(s.bytes_pushed)),
-        ("bytesSent", n(s.bytes_sent)),
-        ("bytesAcked", n(s.bytes_acked)),
-        ("bytesQueued", n(s.bytes_queued)),
-        ("bytesDropped", n(s.bytes_dropped)),
-        ("bytesResent", n(s.bytes_resent)),
-        ("chunksPushed", n(s.chunks_pushed)),
-        ("chunksSent", n(s.chunks_sent)),
-        ("chunksQueued", n(s.chunks_queued)),
-        ("chunksDropped", n(s.chunks_dropped)),
-        ("chunksReplayed", n(s.chunks_replayed)),
-        ("audioMsQueued", s.audio_ms_queued.into()),
-        ("audioMsDropped", s.audio_ms_dropped.into()),
-        ("attempts", n(s.attempts)),
-        ("reconnects", n(s.reconnects)),
-        ("keepalivesSent", n(s.keepalives_sent)),
-        ("messagesReceived", n(s.messages_received)),
-        ("transcripts", n(s.transcripts)),
-        ("bufferedAmount", n(s.buffered_amount)),
-        ("serverOffset", opt_num(s.server_offset.map(|o| o as f64))),
-        ("probesFailed", n(s.probes_failed)),
-        (
-            "duplicateFinalsSuppressed",
-            n(s.duplicate_finals_suppressed),
-        ),
-    ])
 }

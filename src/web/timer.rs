@@ -1,25 +1,27 @@
-//! One re-armable timeout. When it fires it feeds `Input::Timeout` with the
-//! clock read at that moment: the timer is never trusted to be on time
-//! (background tabs throttle timers to once a minute).
+//! One re-armable timeout. When it fires the driver feeds `Input::Timeout`
+//! with the clock read at that moment: the timer is never trusted to be on
+//! time (background tabs throttle timers to once a minute).
 
-use std::rc::Weak;
+use wasm_bindgen::JsValue;
 
-use super::driver::{Incoming, Shared};
-use super::owned::Timer;
+use super::js;
 use crate::core::Instant;
 
-/// The driver's single wake-up.
+/// The driver's single wake-up; disarmed when dropped.
 #[derive(Default)]
 pub(crate) struct WakeUp {
-    timer: Option<Timer>,
+    timer: Option<JsValue>,
     at: Option<Instant>,
 }
 
 impl WakeUp {
     /// Arms for `at` (replacing any earlier arming) or disarms for `None`.
-    pub(crate) fn arm(&mut self, at: Option<Instant>, now: Instant, shared: &Weak<Shared>) {
+    pub(crate) fn arm(&mut self, at: Option<Instant>, now: Instant, sink: &JsValue) {
         if at == self.at && self.timer.is_some() {
             return;
+        }
+        if let Some(t) = self.timer.take() {
+            js::rt_timer_clear(&t);
         }
         self.at = at;
         self.timer = at.map(|at| {
@@ -27,12 +29,7 @@ impl WakeUp {
                 .saturating_duration_since(now)
                 .as_millis()
                 .min(i32::MAX as u128) as u32;
-            let shared = shared.clone();
-            Timer::new(delay, move || {
-                if let Some(s) = shared.upgrade() {
-                    s.feed(Incoming::Timeout);
-                }
-            })
+            js::rt_timer(delay, sink)
         });
     }
 
@@ -40,5 +37,13 @@ impl WakeUp {
     pub(crate) fn fired(&mut self) {
         self.timer = None;
         self.at = None;
+    }
+}
+
+impl Drop for WakeUp {
+    fn drop(&mut self) {
+        if let Some(t) = self.timer.take() {
+            js::rt_timer_clear(&t);
+        }
     }
 }

@@ -44,9 +44,9 @@ export function buildIfNeeded() {
  * Starts `target/release/devserver serve --port 0 ...` and resolves with
  * { base, port, stop() } once it prints its address.
  */
-export async function startDevserver({ engine = "pocketsphinx", www = "www", extra = [] } = {}) {
+export async function startDevserver({ engine = "pocketsphinx", www = "www", pkg = "pkg", extra = [] } = {}) {
   const bin = join(ROOT, "target", "release", "devserver");
-  const child = spawn(bin, ["serve", "--port", "0", "--engine", engine, "--www", www, "--pkg", "pkg", ...extra], {
+  const child = spawn(bin, ["serve", "--port", "0", "--engine", engine, "--www", www, "--pkg", pkg, ...extra], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });

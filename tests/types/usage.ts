@@ -1,14 +1,17 @@
 // Compiled with `tsc --noEmit` by `npm test`: proves the generated typings
 // are precise and usable. Lines marked @ts-expect-error MUST fail to type-check.
-import init, { TranscriptionClient, AudioPreprocessor } from "../../pkg/resilient_transcriber.js";
-import type { CloseSummary, StateEvent, TranscriptionState, ClientError } from "../../pkg/resilient_transcriber.js";
+import init, { TranscriptionClient } from "../../pkg/resilient_transcriber.js";
+import type {
+  CloseSummary, StateEvent, TranscriptionState, ClientError, ErrorCode,
+} from "../../pkg/resilient_transcriber.js";
 
 export async function demo(): Promise<void> {
   await init();
   const client = new TranscriptionClient({
     url: "wss://example.com/v1/listen",
     provider: "deepgram",
-    getToken: async () => "token",
+    getToken: async () => ({ token: "eyJ.x.y", scheme: "bearer" }),
+    watchdog: { staleAfterMs: 5_000 },
     reconnect: { initialDelayMs: 500, maxDelayMs: 60_000, maxAttempts: Infinity },
     buffer: { ttlMs: 30_000, maxBytes: 960_000, replayRate: 4 },
   });
@@ -23,10 +26,16 @@ export async function demo(): Promise<void> {
     console.log(state, retry, s.attempt);
   });
   client.once("dropped", (d) => {
-    const reason: "ttl" | "capacity" | "closed" | "failed" = d.reason;
+    const reason: "ttl" | "capacity" | "closed" | "failed" | "unconfirmed" | "format" = d.reason;
     console.log(reason, d.audioMs);
   });
-  client.on("error", (e) => console.log(e.code, e.fatal));
+  client.on("error", (e) => {
+    const code: ErrorCode = e.code;
+    // @ts-expect-error: error codes are a union, not any string
+    const wrong: typeof e.code = "no-such-code";
+    console.log(code, wrong, e.fatal);
+  });
+  client.on("transcript", (t) => t.words.map((w) => w.word + w.start));
   client.on("reconnecting", (r) => console.log(r.attempt, r.delayMs));
   client.on("close", (c) => console.log(c.code, c.stats.bytesSent));
   // @ts-expect-error: unknown event types are rejected by the types too
@@ -51,7 +60,4 @@ export async function demo(): Promise<void> {
   await client.close();
   off();
   client.free();
-  const pre = new AudioPreprocessor(16_000, 100);
-  const chunks: number = pre.push(new Float32Array(128), 48_000);
-  console.log(chunks, pre.lastChunk().length);
 }
