@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use crate::faults::{self, BadInput, Body, Cmd, MalformedKind, NextFault, Scope, MAX_MS};
-use crate::recording::lock;
+use crate::util::lock;
 use crate::wav::wav_bytes;
 use crate::AppState;
 

@@ -17,8 +17,8 @@ use crate::conn::{self, Conn, Ev, MAX_BINARY, MAX_TEXT, MAX_WS_MESSAGE};
 use crate::deepgram::{params, Params};
 use crate::engine::{self, EngineIn, EngineOut, EngineSpec};
 use crate::http::ConnInfo;
-use crate::recording::{lock, SessionRecord};
-use crate::util::{self, fingerprint, token_ok};
+use crate::recording::SessionRecord;
+use crate::util::{self, fingerprint, lock, token_ok};
 use crate::AppState;
 
 /// One stream's stored audio, across all its connections.

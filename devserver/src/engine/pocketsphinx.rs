@@ -56,7 +56,7 @@ mod imp {
     use std::sync::{Arc, Mutex, Once};
 
     use crate::engine::{RecEvent, Recognizer, Transcript};
-    use crate::recording::lock;
+    use crate::util::lock;
 
     extern "C" {
         fn ps_args() -> *const c_void;
