@@ -15,13 +15,13 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 
+use crate::app::AppState;
 use crate::engine::{EngineHandle, EngineIn, EngineOut};
 use crate::faults::{Cmd, MalformedKind, NextFault};
 use crate::http::ConnInfo;
 use crate::recording::{Session, SessionRecord};
 use crate::util::{now_ms, truncate_utf8};
 use crate::wav::wav_bytes;
-use crate::AppState;
 
 /// Largest frame tungstenite will accept at all. The endpoints enforce their
 /// own, smaller limits with a proper 1009 close; beyond this one the socket

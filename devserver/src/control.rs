@@ -13,10 +13,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
+use crate::app::AppState;
 use crate::faults::{self, BadInput, Body, Cmd, MalformedKind, NextFault, Scope, MAX_MS};
 use crate::util::lock;
 use crate::wav::wav_bytes;
-use crate::AppState;
 
 /// Every `POST /control/<command>`.
 pub const COMMANDS: &[&str] = &[

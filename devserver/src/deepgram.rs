@@ -19,12 +19,12 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use crate::app::AppState;
 use crate::conn::{self, Conn, Ev, MAX_BINARY, MAX_TEXT, MAX_WS_MESSAGE};
 use crate::engine::{self, EngineIn, EngineOut, EngineSpec, Transcript};
 use crate::http::ConnInfo;
 use crate::recording::SessionRecord;
 use crate::util::{self, fingerprint, iso8601, now_ms, token_ok};
-use crate::AppState;
 
 /// The one model this server claims to be: Results' `metadata.model_uuid`,
 /// and `Metadata`'s `models` and `model_info` key.

@@ -5,11 +5,10 @@
 //! socket's file descriptor after hyper has taken the stream. Each request
 //! therefore carries a [`ConnInfo`] with the raw fd.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -22,7 +21,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::{control, deepgram, generic, omi, App, AppState, ServerConfig};
+use crate::app::{App, AppState};
+use crate::config::ServerConfig;
+use crate::{control, deepgram, generic, omi};
 
 /// The connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
@@ -62,12 +63,7 @@ impl Server {
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-        let state = Arc::new(App {
-            cfg,
-            recorder: Default::default(),
-            faults: Default::default(),
-            streams: Mutex::new(HashMap::new()),
-        });
+        let state = Arc::new(App::new(cfg));
         Ok(Server { listener, state })
     }
 

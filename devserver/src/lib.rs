@@ -17,6 +17,7 @@
 //! # let _ = addr; Ok(()) }
 //! ```
 
+mod app;
 pub mod cli;
 pub mod config;
 mod conn;
@@ -29,22 +30,10 @@ mod http;
 mod omi;
 pub mod recording;
 pub mod relay;
+mod stream;
 pub mod util;
 pub mod wav;
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 pub use config::{ServerConfig, Timeouts};
 pub use engine::EngineKind;
 pub use http::Server;
-
-/// Shared server state.
-pub(crate) struct App {
-    pub cfg: ServerConfig,
-    pub recorder: recording::Recorder,
-    pub faults: faults::Faults,
-    pub streams: Mutex<HashMap<String, generic::StreamStore>>,
-}
-
-pub(crate) type AppState = Arc<App>;

@@ -14,13 +14,13 @@ use axum::response::Response;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
+use crate::app::AppState;
 use crate::conn::{self, Conn, Ev, MAX_BINARY, MAX_TEXT, MAX_WS_MESSAGE};
 use crate::deepgram::{params, Params};
 use crate::engine::{self, EngineIn, EngineOut, EngineSpec};
 use crate::http::ConnInfo;
 use crate::recording::SessionRecord;
 use crate::util::{fingerprint, token_ok};
-use crate::AppState;
 
 pub async fn handler(
     State(app): State<AppState>,
