@@ -2,6 +2,7 @@
 //! session loop that applies faults, gates reads, records closes and
 //! multiplexes the socket, control commands, the engine and a tick.
 
+use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +19,9 @@ use tokio::time::{sleep_until, timeout, Instant};
 use crate::app::AppState;
 use crate::engine::{EngineHandle, EngineIn, EngineOut};
 use crate::faults::{Cmd, MalformedKind, NextFault};
-use crate::http::ConnInfo;
+use crate::params::Params;
 use crate::recording::{Session, SessionRecord};
-use crate::util::{now_ms, truncate_utf8};
+use crate::util::{now_ms, redacted_query, truncate_utf8};
 use crate::wav::wav_bytes;
 
 /// Largest frame tungstenite will accept at all. The endpoints enforce their
@@ -36,6 +37,29 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// A blackhole without an end still ends after this, so no session lives forever.
 const MAX_BLACKHOLE: Duration = Duration::from_secs(600);
 const TICK: Duration = Duration::from_millis(100);
+
+/// The connection a request arrived on. The accept loop (`http.rs`) attaches it to every
+/// request, because the `reset` fault needs the socket's fd after hyper has
+/// taken the stream.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The socket's fd. Valid while the connection (or the WebSocket that took
+    /// it over) is alive, which is every time a handler looks at it.
+    pub fd: RawFd,
+}
+
+impl ConnInfo {
+    /// Makes the kernel answer the final close() with an RST instead of a FIN
+    /// (SO_LINGER with a zero timeout). The caller then drops the socket.
+    pub fn arm_reset(&self) {
+        // SAFETY: the fd belongs to the live connection this handler serves
+        // (see the field doc); it is only borrowed for one setsockopt call.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
+        if let Err(e) = socket2::SockRef::from(&fd).set_linger(Some(std::time::Duration::ZERO)) {
+            eprintln!("devserver: cannot arm TCP reset: {e}");
+        }
+    }
+}
 
 /// A session admitted past the handshake faults.
 pub struct Admitted {
@@ -92,10 +116,10 @@ pub async fn admit(app: &AppState, record: SessionRecord) -> Result<Admitted, Re
 pub async fn admit_with_params(
     app: &AppState,
     mut record: SessionRecord,
-    p: Result<crate::deepgram::Params, String>,
-) -> Result<(Admitted, crate::deepgram::Params), Response> {
+    p: Result<Params, String>,
+) -> Result<(Admitted, Params), Response> {
     if let Ok(p) = &p {
-        record.query = crate::util::redacted_query(&p.query);
+        record.query = redacted_query(&p.query);
         record.sample_rate = p.sample_rate;
         record.channels = p.channels;
         record.engine = p.engine.name().into();

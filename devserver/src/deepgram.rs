@@ -20,9 +20,9 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use crate::app::AppState;
-use crate::conn::{self, Conn, Ev, MAX_BINARY, MAX_TEXT, MAX_WS_MESSAGE};
+use crate::conn::{self, Conn, ConnInfo, Ev, MAX_BINARY, MAX_TEXT, MAX_WS_MESSAGE};
 use crate::engine::{self, EngineIn, EngineOut, EngineSpec, Transcript};
-use crate::http::ConnInfo;
+use crate::params::{params, Params};
 use crate::recording::SessionRecord;
 use crate::util::{self, fingerprint, iso8601, now_ms, token_ok};
 
@@ -33,57 +33,6 @@ pub const MODEL_UUID: &str = "4f1e9b2c-7d3a-4c68-9e05-b8a1d6c2f370";
 /// `{name, version, arch}` of [`MODEL_UUID`], the same in Results and Metadata.
 fn model_info() -> Value {
     json!({ "name": "devserver", "version": env!("CARGO_PKG_VERSION"), "arch": "devserver" })
-}
-
-/// Per-connection settings parsed from the query.
-pub struct Params {
-    pub query: BTreeMap<String, String>,
-    pub sample_rate: u32,
-    pub channels: u16,
-    pub engine: engine::EngineKind,
-    pub grammar: Option<std::sync::Arc<str>>,
-}
-
-/// Reads the query parameters every endpoint shares (`sample_rate`,
-/// `channels`, `engine`, `grammar`). Errors are messages for an HTTP 400.
-pub fn params(app: &AppState, q: HashMap<String, String>) -> Result<Params, String> {
-    let query: BTreeMap<String, String> = q.into_iter().collect();
-    let sample_rate = match query.get("sample_rate") {
-        None => 16_000,
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|r| (8_000..=192_000).contains(r))
-            .ok_or_else(|| format!("sample_rate must be 8000..=192000, got {v:?}"))?,
-    };
-    let channels = match query.get("channels") {
-        None => 1,
-        Some(v) => v
-            .parse::<u16>()
-            .ok()
-            .filter(|c| (1..=8).contains(c))
-            .ok_or_else(|| format!("channels must be 1..=8, got {v:?}"))?,
-    };
-    let engine = match query.get("engine") {
-        None => app.cfg.engine,
-        Some(e) => engine::EngineKind::parse(e)?,
-    };
-    let grammar = match query.get("grammar").map(String::as_str) {
-        None => app.cfg.grammar.as_deref().map(Into::into),
-        Some("none") => None,
-        Some(name) => Some(
-            engine::pocketsphinx::builtin_grammar(name)
-                .ok_or_else(|| format!("unknown grammar {name:?} (built in: hello, none)"))?
-                .into(),
-        ),
-    };
-    Ok(Params {
-        query,
-        sample_rate,
-        channels,
-        engine,
-        grammar,
-    })
 }
 
 pub async fn handler(

@@ -28,6 +28,7 @@ pub mod faults;
 mod generic;
 mod http;
 mod omi;
+mod params;
 pub mod recording;
 pub mod relay;
 mod stream;

@@ -15,10 +15,9 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::app::AppState;
-use crate::conn::{self, Conn, Ev, MAX_BINARY, MAX_TEXT, MAX_WS_MESSAGE};
-use crate::deepgram::{params, Params};
+use crate::conn::{self, Conn, ConnInfo, Ev, MAX_BINARY, MAX_TEXT, MAX_WS_MESSAGE};
 use crate::engine::{self, EngineIn, EngineOut, EngineSpec};
-use crate::http::ConnInfo;
+use crate::params::{params, Params};
 use crate::recording::SessionRecord;
 use crate::util::{fingerprint, token_ok};
 
