@@ -1,16 +1,20 @@
-//! What the three audio endpoints share: the handshake-time faults and the
-//! session loop that applies faults, gates reads, records closes and
-//! multiplexes the socket, control commands, the engine and a tick.
+//! What the three audio endpoints share: the upgrade (query, session
+//! record, handshake-time faults, the WebSocket limits), written once in
+//! [`Upgrade`], and the session loop that applies faults, gates reads,
+//! records closes and multiplexes the socket, control commands, the engine
+//! and a tick.
 
+use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -19,7 +23,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 use crate::app::AppState;
 use crate::engine::{EngineHandle, EngineIn, EngineOut};
 use crate::faults::{Cmd, MalformedKind, NextFault};
-use crate::params::Params;
+use crate::params::{params, Params};
 use crate::recording::{Session, SessionRecord};
 use crate::util::{now_ms, redacted_query, truncate_utf8};
 use crate::wav::wav_bytes;
@@ -27,7 +31,7 @@ use crate::wav::wav_bytes;
 /// Largest frame tungstenite will accept at all. The endpoints enforce their
 /// own, smaller limits with a proper 1009 close; beyond this one the socket
 /// just errors.
-pub const MAX_WS_MESSAGE: usize = 16 << 20;
+const MAX_WS_MESSAGE: usize = 16 << 20;
 /// Text frames above this close with 1009.
 pub const MAX_TEXT: usize = 64 << 10;
 /// Binary frames above this close with 1009.
@@ -62,17 +66,17 @@ impl ConnInfo {
 }
 
 /// A session admitted past the handshake faults.
-pub struct Admitted {
-    pub session: Arc<Session>,
-    pub cmd_rx: mpsc::UnboundedReceiver<Cmd>,
+struct Admitted {
+    session: Arc<Session>,
+    cmd_rx: mpsc::UnboundedReceiver<Cmd>,
     /// Session faults to apply right after the upgrade.
-    pub post: Vec<NextFault>,
+    post: Vec<NextFault>,
 }
 
 /// Creates the session record and applies handshake-time faults: `down`
 /// (503), `delay-handshake`, `reject`. On `Err` the response is the answer to
 /// the upgrade request.
-pub async fn admit(app: &AppState, record: SessionRecord) -> Result<Admitted, Response> {
+async fn admit(app: &AppState, record: SessionRecord) -> Result<Admitted, Response> {
     let max_pcm = app.cfg.max_audio_secs as usize
         * record.sample_rate.max(1) as usize
         * usize::from(record.channels.max(1))
@@ -110,29 +114,92 @@ pub async fn admit(app: &AppState, record: SessionRecord) -> Result<Admitted, Re
     })
 }
 
-/// The opening every endpoint shares: records what the query says, admits
-/// the session past the handshake faults, and answers HTTP 400 for a bad
-/// query (after recording it, so tests see the attempt).
-pub async fn admit_with_params(
-    app: &AppState,
-    mut record: SessionRecord,
-    p: Result<Params, String>,
-) -> Result<(Admitted, Params), Response> {
-    if let Ok(p) = &p {
-        record.query = redacted_query(&p.query);
-        record.sample_rate = p.sample_rate;
-        record.channels = p.channels;
-        record.engine = p.engine.name().into();
+/// A WebSocket upgrade request past the opening every endpoint shares:
+/// its query read ([`params`]), its session recorded and admitted past the
+/// handshake faults. The endpoint then checks what is its own (Deepgram's
+/// options, credentials) and either [`reject`](Upgrade::reject)s it with an
+/// HTTP status or [`accept`](Upgrade::accept)s it with its session loop.
+pub struct Upgrade {
+    ws: WebSocketUpgrade,
+    app: AppState,
+    info: ConnInfo,
+    admitted: Admitted,
+    /// The shared query settings, for the endpoint's own checks.
+    pub params: Params,
+}
+
+impl Upgrade {
+    /// Records what the query says, admits the session past the handshake
+    /// faults, and answers HTTP 400 for a bad query (after recording it, so
+    /// tests see the attempt). On `Err` the response is the answer to the
+    /// upgrade request.
+    pub async fn admit(
+        app: AppState,
+        info: ConnInfo,
+        ws: WebSocketUpgrade,
+        q: HashMap<String, String>,
+        mut record: SessionRecord,
+    ) -> Result<Upgrade, Response> {
+        let p = params(&app, q);
+        if let Ok(p) = &p {
+            record.query = redacted_query(&p.query);
+            record.sample_rate = p.sample_rate;
+            record.channels = p.channels;
+            record.engine = p.engine.name().into();
+        }
+        let admitted = admit(&app, record).await?;
+        match p {
+            Ok(params) => Ok(Upgrade {
+                ws,
+                app,
+                info,
+                admitted,
+                params,
+            }),
+            Err(msg) => Err(end_http(&admitted.session, StatusCode::BAD_REQUEST, &msg)),
+        }
     }
-    let admitted = admit(app, record).await?;
-    match p {
-        Ok(p) => Ok((admitted, p)),
-        Err(msg) => Err(end_http(&admitted.session, StatusCode::BAD_REQUEST, &msg)),
+
+    pub fn app(&self) -> &AppState {
+        &self.app
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.admitted.session
+    }
+
+    /// Ends the session without upgrading, answering with `status`.
+    pub fn reject(self, status: StatusCode, msg: &str) -> Response {
+        end_http(&self.admitted.session, status, msg)
+    }
+
+    /// Upgrades, selecting `protocol` when the client offered it, and runs
+    /// `run` as the session loop; the session is finished (socket dropped,
+    /// recording written) when it returns.
+    pub fn accept<F>(self, protocol: Option<&'static str>, run: F) -> Response
+    where
+        F: for<'c> FnOnce(&'c mut Conn, Params) -> BoxFuture<'c, ()> + Send + 'static,
+    {
+        let Upgrade {
+            ws,
+            app,
+            info,
+            admitted,
+            params,
+        } = self;
+        ws.protocols(protocol)
+            .max_message_size(MAX_WS_MESSAGE)
+            .max_frame_size(MAX_WS_MESSAGE)
+            .on_upgrade(move |socket| async move {
+                let mut c = Conn::new(socket, admitted, app, info);
+                run(&mut c, params).await;
+                c.finish().await;
+            })
     }
 }
 
 /// Ends a session that never upgraded, answering with `status`.
-pub fn end_http(session: &Session, status: StatusCode, msg: &str) -> Response {
+fn end_http(session: &Session, status: StatusCode, msg: &str) -> Response {
     session.update(|r| {
         r.http_status = status.as_u16();
         r.ended_at_ms = Some(now_ms());
@@ -177,7 +244,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(ws: WebSocket, admitted: Admitted, app: AppState, info: ConnInfo) -> Conn {
+    fn new(ws: WebSocket, admitted: Admitted, app: AppState, info: ConnInfo) -> Conn {
         let Admitted {
             session,
             cmd_rx,
@@ -465,7 +532,7 @@ impl Conn {
 
     /// Ends the session: marks it finished, drops the socket (an RST when a
     /// reset was armed) and writes the recording.
-    pub async fn finish(self) {
+    async fn finish(self) {
         let Conn {
             ws, session, app, ..
         } = self;

@@ -14,15 +14,16 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use crate::app::AppState;
-use crate::conn::{self, Conn, ConnInfo, Ev, MAX_BINARY, MAX_TEXT, MAX_WS_MESSAGE};
+use crate::conn::{Conn, ConnInfo, Ev, Upgrade, MAX_BINARY, MAX_TEXT};
 use crate::engine::{self, EngineIn, EngineOut, EngineSpec, Transcript};
-use crate::params::{params, Params};
+use crate::params::Params;
 use crate::recording::SessionRecord;
 use crate::util::{self, fingerprint, iso8601, now_ms, token_ok};
 
@@ -49,48 +50,40 @@ pub async fn handler(
         None => (None, None),
     };
     let token = util::header_token(&headers).or_else(|| sub_token.clone());
-    let p = params(&app, q);
     let record = SessionRecord {
         endpoint: "deepgram".into(),
         path: "/v1/listen".into(),
         token_fingerprint: token.as_deref().map(fingerprint),
         ..Default::default()
     };
-    let (admitted, p) = match conn::admit_with_params(&app, record, p).await {
-        Ok(ap) => ap,
+    let up = match Upgrade::admit(app, info, ws, q, record).await {
+        Ok(up) => up,
         Err(res) => return res,
     };
-    if let Some(enc) = p.query.get("encoding").filter(|e| *e != "linear16") {
-        let msg = format!("devserver only decodes encoding=linear16, got {enc:?}");
-        return conn::end_http(&admitted.session, StatusCode::BAD_REQUEST, &msg);
+    let query = &up.params.query;
+    let bad_encoding = query
+        .get("encoding")
+        .filter(|e| *e != "linear16")
+        .map(|enc| format!("devserver only decodes encoding=linear16, got {enc:?}"));
+    if let Some(msg) = bad_encoding {
+        return up.reject(StatusCode::BAD_REQUEST, &msg);
     }
-    let opts = match Options::parse(&p.query) {
+    let opts = match Options::parse(query) {
         Ok(o) => o,
-        Err(msg) => return conn::end_http(&admitted.session, StatusCode::BAD_REQUEST, &msg),
+        Err(msg) => return up.reject(StatusCode::BAD_REQUEST, &msg),
     };
-    if !token_ok(app.cfg.token.as_deref(), token.as_deref()) {
+    if !token_ok(up.app().cfg.token.as_deref(), token.as_deref()) {
         // Deepgram rejects bad credentials at the upgrade with HTTP 401.
-        return conn::end_http(
-            &admitted.session,
-            StatusCode::UNAUTHORIZED,
-            "invalid credentials",
-        );
+        return up.reject(StatusCode::UNAUTHORIZED, "invalid credentials");
     }
-    admitted.session.update(|r| {
+    up.session().update(|r| {
         r.authenticated = true;
         r.subprotocol = scheme.map(Into::into);
     });
     // Select exactly the scheme the credential came with (`token` or
     // `bearer`): a browser that offered subprotocols fails a 101 that
     // selects none.
-    ws.protocols(scheme)
-        .max_message_size(MAX_WS_MESSAGE)
-        .max_frame_size(MAX_WS_MESSAGE)
-        .on_upgrade(move |socket| async move {
-            let mut c = Conn::new(socket, admitted, app, info);
-            run(&mut c, p, opts).await;
-            c.finish().await;
-        })
+    up.accept(scheme, move |c, p| run(c, p, opts).boxed())
 }
 
 /// The Deepgram-only query options.

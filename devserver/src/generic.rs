@@ -10,13 +10,14 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Extension, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use futures_util::FutureExt;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::app::AppState;
-use crate::conn::{self, Conn, ConnInfo, Ev, MAX_BINARY, MAX_TEXT, MAX_WS_MESSAGE};
+use crate::conn::{Conn, ConnInfo, Ev, Upgrade, MAX_BINARY, MAX_TEXT};
 use crate::engine::{self, EngineIn, EngineOut, EngineSpec};
-use crate::params::{params, Params};
+use crate::params::Params;
 use crate::recording::SessionRecord;
 use crate::util::{self, fingerprint, lock, token_ok};
 
@@ -30,7 +31,6 @@ pub async fn handler(
     let protocols = util::offered_protocols(&headers);
     let sub_token = util::subprotocol_token(&protocols);
     let token = sub_token.clone().or_else(|| q.get("token").cloned());
-    let p = params(&app, q);
     let record = SessionRecord {
         endpoint: "generic".into(),
         path: "/v1/stream".into(),
@@ -38,26 +38,24 @@ pub async fn handler(
         subprotocol: sub_token.as_ref().map(|_| "token".into()),
         ..Default::default()
     };
-    let (admitted, p) = match conn::admit_with_params(&app, record, p).await {
-        Ok(ap) => ap,
+    let up = match Upgrade::admit(app, info, ws, q, record).await {
+        Ok(up) => up,
         Err(res) => return res,
     };
     // The protocol rejects a wrong token *after* the upgrade, with 4001, so
     // the client can tell it apart from a network failure.
-    let authorized = token_ok(app.cfg.token.as_deref(), token.as_deref());
-    admitted.session.update(|r| r.authenticated = authorized);
-    ws.protocols(["token"])
-        .max_message_size(MAX_WS_MESSAGE)
-        .max_frame_size(MAX_WS_MESSAGE)
-        .on_upgrade(move |socket| async move {
-            let mut c = Conn::new(socket, admitted, app, info);
+    let authorized = token_ok(up.app().cfg.token.as_deref(), token.as_deref());
+    up.session().update(|r| r.authenticated = authorized);
+    up.accept(Some("token"), move |c, p| {
+        async move {
             if authorized {
-                run(&mut c, p).await;
+                run(c, p).await;
             } else {
                 c.close(4001, "unauthorized").await;
             }
-            c.finish().await;
-        })
+        }
+        .boxed()
+    })
 }
 
 fn valid_stream_id(s: &str) -> bool {

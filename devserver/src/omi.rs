@@ -11,13 +11,14 @@ use std::collections::HashMap;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Extension, Query, State};
 use axum::response::Response;
+use futures_util::FutureExt;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::app::AppState;
-use crate::conn::{self, Conn, ConnInfo, Ev, MAX_BINARY, MAX_TEXT, MAX_WS_MESSAGE};
+use crate::conn::{Conn, ConnInfo, Ev, Upgrade, MAX_BINARY, MAX_TEXT};
 use crate::engine::{self, EngineIn, EngineOut, EngineSpec};
-use crate::params::{params, Params};
+use crate::params::Params;
 use crate::recording::SessionRecord;
 use crate::util::{fingerprint, token_ok};
 
@@ -27,23 +28,15 @@ pub async fn handler(
     Query(q): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let p = params(&app, q);
     let record = SessionRecord {
         endpoint: "omi".into(),
         path: "/v4/web/listen".into(),
         ..Default::default()
     };
-    let (admitted, p) = match conn::admit_with_params(&app, record, p).await {
-        Ok(ap) => ap,
-        Err(res) => return res,
-    };
-    ws.max_message_size(MAX_WS_MESSAGE)
-        .max_frame_size(MAX_WS_MESSAGE)
-        .on_upgrade(move |socket| async move {
-            let mut c = Conn::new(socket, admitted, app, info);
-            run(&mut c, p).await;
-            c.finish().await;
-        })
+    match Upgrade::admit(app, info, ws, q, record).await {
+        Ok(up) => up.accept(None, |c, p| run(c, p).boxed()),
+        Err(res) => res,
+    }
 }
 
 async fn run(c: &mut Conn, p: Params) {
