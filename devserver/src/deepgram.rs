@@ -168,7 +168,7 @@ async fn run(c: &mut Conn, p: Params, opts: Options) {
         sample_rate: p.sample_rate,
         channels: p.channels,
         grammar: p.grammar,
-        base_secs: 0.0,
+        base_frames: 0,
         utterance_end_ms: opts.utterance_end_ms,
     }));
     let idle = c.app.cfg.timeouts.idle;

@@ -147,13 +147,13 @@ async fn run(c: &mut Conn, p: Params) {
     {
         return;
     }
-    let bytes_per_sec = f64::from(p.sample_rate) * f64::from(p.channels) * 2.0;
+    let frame_bytes = 2 * u64::from(p.channels.max(1));
     c.set_engine(engine::spawn(EngineSpec {
         kind: p.engine,
         sample_rate: p.sample_rate,
         channels: p.channels,
         grammar: p.grammar,
-        base_secs: hwm as f64 / bytes_per_sec,
+        base_frames: hwm / frame_bytes,
         utterance_end_ms: None,
     }));
     let t = c.app.cfg.timeouts.clone();
@@ -187,6 +187,11 @@ async fn run(c: &mut Conn, p: Params) {
                     r.duplicate_bytes += placed.duplicate;
                     r.gap_bytes += placed.gap;
                 });
+                // The engine's clock moves on by a gap, so the times of what
+                // follows stay stream time.
+                if placed.gap > 0 {
+                    c.engine_send(EngineIn::Skip(placed.gap));
+                }
                 if placed.skip < b.len() {
                     c.engine_send(EngineIn::Audio(b[placed.skip..].to_vec()));
                 }

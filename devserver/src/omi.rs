@@ -59,7 +59,7 @@ async fn run(c: &mut Conn, p: Params) {
         sample_rate: p.sample_rate,
         channels: p.channels,
         grammar: p.grammar,
-        base_secs: 0.0,
+        base_frames: 0,
         utterance_end_ms: None,
     }));
     let t = c.app.cfg.timeouts.clone();

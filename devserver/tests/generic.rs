@@ -5,6 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use devserver::engine::counter::encode_bytes;
 use serde_json::{json, Value};
 
 const Q: &str = "/v1/stream?encoding=linear16&sample_rate=16000&channels=1";
@@ -255,4 +256,84 @@ async fn idle_stream_closes_1001() {
             .map(|c| c.0),
         Some(1001)
     );
+}
+
+/// A start message with the counter engine's query.
+const QC: &str = "/v1/stream?encoding=linear16&sample_rate=16000&channels=1&engine=counter";
+
+async fn started_with(srv: &TestServer, start: Value) -> (Ws, u64) {
+    let mut ws = connect_ok(&srv.ws_url(QC)).await;
+    send_text(&mut ws, &start.to_string()).await;
+    let v = next_json(&mut ws).await;
+    assert_eq!(v["type"], "started", "{v}");
+    (ws, v["offset"].as_u64().unwrap())
+}
+
+/// `(text, start, end)` of the final transcripts in `msgs`.
+fn finals(msgs: &[Value]) -> Vec<(String, f64, f64)> {
+    msgs.iter()
+        .filter(|m| m["type"] == "transcript" && m["is_final"] == true)
+        .map(|m| {
+            (
+                m["text"].as_str().unwrap().to_string(),
+                m["start"].as_f64().unwrap(),
+                m["end"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Sends `finish` and returns the JSON messages up to the 1000 close.
+async fn finish(ws: &mut Ws) -> Vec<Value> {
+    send_text(ws, r#"{"type":"finish"}"#).await;
+    let (close, msgs) = until_close(ws, Duration::from_secs(5)).await;
+    assert_eq!(close, Some((1000, "finished".into())), "{msgs:#?}");
+    msgs
+}
+
+fn f(text: &str, start: f64, end: f64) -> (String, f64, f64) {
+    (text.to_string(), start, end)
+}
+
+/// Before: the audio of a `seek` gap was never given to the engine, so
+/// its clock fell behind and every transcript after the gap lagged stream
+/// time by the gap (here `pos 32000-48000` came out at 1-2 s instead of
+/// 2-3 s). Now the engine's clock moves on by the gap.
+#[tokio::test]
+async fn transcript_times_after_a_seek_gap_are_stream_time() {
+    let srv = start().await;
+    let (mut ws, _) = started_with(
+        &srv,
+        json!({"type": "start", "stream": "gap-t", "offset": 0}),
+    )
+    .await;
+    for c in encode_bytes(0, 16_000).chunks(3200) {
+        send_bin(&mut ws, c).await;
+    }
+    // Positions 16 000..32 000 were dropped by the client (and reported).
+    send_text(
+        &mut ws,
+        &json!({"type": "seek", "offset": 64_000}).to_string(),
+    )
+    .await;
+    for c in encode_bytes(32_000, 48_000).chunks(3200) {
+        send_bin(&mut ws, c).await;
+    }
+    let msgs = finish(&mut ws).await;
+    assert_eq!(
+        finals(&msgs),
+        vec![f("pos 0-16000", 0.0, 1.0), f("pos 32000-48000", 2.0, 3.0)],
+        "{msgs:#?}"
+    );
+    // Interims after the gap are stream time too.
+    let interim = msgs
+        .iter()
+        .find(|m| m["is_final"] == false && m["text"] == "pos 32000-36000")
+        .expect("an interim after the gap");
+    assert_eq!(
+        (interim["start"].as_f64(), interim["end"].as_f64()),
+        (Some(2.0), Some(2.25))
+    );
+    let s = srv.wait_session(|s| s["stream"] == "gap-t").await;
+    assert_eq!(s["gap_bytes"], 32_000);
 }
