@@ -2,13 +2,12 @@
 //! the router, so that none of them imports the crate root or each other to
 //! reach it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::config::ServerConfig;
 use crate::faults::Faults;
 use crate::recording::Recorder;
-use crate::stream::StreamStore;
+use crate::stream::Streams;
 
 /// Shared server state.
 pub struct App {
@@ -16,7 +15,7 @@ pub struct App {
     pub recorder: Recorder,
     pub faults: Faults,
     /// Generic streams by id, across their connections.
-    pub streams: Mutex<HashMap<String, StreamStore>>,
+    pub streams: Streams,
 }
 
 impl App {
@@ -25,7 +24,7 @@ impl App {
             cfg,
             recorder: Recorder::default(),
             faults: Faults::default(),
-            streams: Mutex::new(HashMap::new()),
+            streams: Streams::default(),
         }
     }
 }

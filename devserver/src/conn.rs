@@ -235,7 +235,11 @@ pub struct Conn {
     pub app: AppState,
     info: ConnInfo,
     cmd_rx: mpsc::UnboundedReceiver<Cmd>,
-    engine: Option<EngineHandle>,
+    /// Where audio for this connection's own engine goes (Deepgram, Omi).
+    engine_tx: Option<mpsc::UnboundedSender<EngineIn>>,
+    /// Where results come from: this connection's engine, or the generic
+    /// stream's engine it listens to.
+    engine_rx: Option<mpsc::UnboundedReceiver<EngineOut>>,
     read_gate: Option<Instant>,
     blackhole_until: Option<Instant>,
     tick: tokio::time::Interval,
@@ -283,7 +287,8 @@ impl Conn {
             app,
             info,
             cmd_rx,
-            engine: None,
+            engine_tx: None,
+            engine_rx: None,
             read_gate: None,
             blackhole_until: None,
             tick,
@@ -292,13 +297,22 @@ impl Conn {
         }
     }
 
+    /// Gives the connection an engine of its own; its results come out of
+    /// [`Conn::next`] as [`Ev::Engine`].
     pub fn set_engine(&mut self, engine: EngineHandle) {
-        self.engine = Some(engine);
+        self.engine_tx = Some(engine.tx);
+        self.engine_rx = Some(engine.rx);
+    }
+
+    /// Hears results of an engine the connection does not own (a generic
+    /// stream's, fed through the stream).
+    pub fn listen_engine(&mut self, rx: mpsc::UnboundedReceiver<EngineOut>) {
+        self.engine_rx = Some(rx);
     }
 
     pub fn engine_send(&self, msg: EngineIn) {
-        if let Some(e) = &self.engine {
-            let _ = e.tx.send(msg);
+        if let Some(tx) = &self.engine_tx {
+            let _ = tx.send(msg);
         }
     }
 
@@ -369,9 +383,9 @@ impl Conn {
                     }
                 }
                 _ = self.tick.tick() => return Ev::Tick,
-                out = recv_engine(&mut self.engine) => match out {
+                out = recv_engine(&mut self.engine_rx) => match out {
                     Some(out) => return Ev::Engine(out),
-                    None => self.engine = None,
+                    None => self.engine_rx = None,
                 },
                 _ = sleep_until(gate.unwrap_or_else(Instant::now)), if gate.is_some() => {
                     self.read_gate = None;
@@ -552,9 +566,9 @@ impl Conn {
     }
 }
 
-async fn recv_engine(engine: &mut Option<EngineHandle>) -> Option<EngineOut> {
-    match engine {
-        Some(e) => e.rx.recv().await,
+async fn recv_engine(rx: &mut Option<mpsc::UnboundedReceiver<EngineOut>>) -> Option<EngineOut> {
+    match rx {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -3,6 +3,10 @@
 //! The server keeps, per stream id, a high-water mark `H` of bytes stored,
 //! in memory across connections, so a client that reconnects and resends
 //! from its last acknowledged offset produces neither holes nor duplicates.
+//! The stream's transcription lives there too (`stream.rs`): finals in
+//! flight when a connection died are finalized and sent on the next one
+//! (`final_from`), and transcript times are stream time across reconnects
+//! and `seek` gaps.
 
 use std::collections::HashMap;
 
@@ -16,10 +20,10 @@ use tokio::time::Instant;
 
 use crate::app::AppState;
 use crate::conn::{Conn, ConnInfo, Ev, Upgrade, MAX_BINARY, MAX_TEXT};
-use crate::engine::{self, EngineIn, EngineOut, EngineSpec};
+use crate::engine::{EngineOut, EngineSpec, Transcript};
 use crate::params::Params;
 use crate::recording::SessionRecord;
-use crate::util::{self, fingerprint, lock, token_ok};
+use crate::util::{self, fingerprint, token_ok};
 
 pub async fn handler(
     State(app): State<AppState>,
@@ -73,8 +77,16 @@ fn error(code: &str, message: &str) -> Value {
 /// `offset + frame length` far from overflowing.
 const MAX_OFFSET: u64 = 1 << 53;
 
-/// Waits for `start`; returns the stream id and offset.
-async fn await_start(c: &mut Conn) -> Option<(String, u64)> {
+/// A valid `start` message.
+struct Start {
+    stream: String,
+    offset: u64,
+    /// Seconds of stream time up to which the client has finals.
+    final_from: Option<f64>,
+}
+
+/// Waits for `start`.
+async fn await_start(c: &mut Conn) -> Option<Start> {
     let deadline = Instant::now() + c.app.cfg.timeouts.start;
     loop {
         match c.next().await {
@@ -98,14 +110,31 @@ async fn await_start(c: &mut Conn) -> Option<(String, u64)> {
                     .get("offset")
                     .and_then(Value::as_u64)
                     .filter(|o| *o <= MAX_OFFSET);
-                match (v.get("type").and_then(Value::as_str), stream, offset) {
-                    (Some("start"), Some(s), Some(o)) => return Some((s.to_string(), o)),
+                // Optional; a number of seconds >= 0 when given.
+                let final_from = match v.get("final_from") {
+                    None | Some(Value::Null) => Some(None),
+                    Some(f) => f.as_f64().filter(|f| *f >= 0.0).map(Some),
+                };
+                match (
+                    v.get("type").and_then(Value::as_str),
+                    stream,
+                    offset,
+                    final_from,
+                ) {
+                    (Some("start"), Some(s), Some(o), Some(final_from)) => {
+                        return Some(Start {
+                            stream: s.to_string(),
+                            offset: o,
+                            final_from,
+                        })
+                    }
                     _ => {
                         c.session.update(|r| r.invalid_messages += 1);
                         let _ = c
                             .send_json(&error(
                                 "bad-start",
-                                "the first message must be start with a valid stream and offset",
+                                "the first message must be start with a valid stream and offset \
+                                 (and final_from, if any, a number of seconds >= 0)",
                             ))
                             .await;
                         c.close(4400, "bad start").await;
@@ -125,39 +154,44 @@ async fn await_start(c: &mut Conn) -> Option<(String, u64)> {
 }
 
 async fn run(c: &mut Conn, p: Params) {
-    let Some((stream, offset)) = await_start(c).await else {
+    let Some(start) = await_start(c).await else {
         return;
     };
     let cap =
         c.app.cfg.max_audio_secs as usize * p.sample_rate as usize * usize::from(p.channels) * 2;
-    let hwm = {
-        let mut streams = lock(&c.app.streams);
-        let s = streams.entry(stream.clone()).or_default();
-        s.sample_rate = p.sample_rate;
-        s.channels = p.channels;
-        s.hwm
-    };
-    c.session.update(|r| {
-        r.stream = Some(stream.clone());
-        r.start_offset = Some(offset);
-    });
-    if !c
-        .send_json(&json!({"type": "started", "stream": stream, "offset": hwm}))
-        .await
-    {
-        return;
-    }
-    let frame_bytes = 2 * u64::from(p.channels.max(1));
-    c.set_engine(engine::spawn(EngineSpec {
+    let t = c.app.cfg.timeouts.clone();
+    // The stream's engine (started here when none runs) gets the audio
+    // through the stream, whichever connection brings it.
+    let stream = c.app.streams.open(&start.stream, t.stream_idle);
+    let spec = EngineSpec {
         kind: p.engine,
         sample_rate: p.sample_rate,
         channels: p.channels,
         grammar: p.grammar,
-        base_frames: hwm / frame_bytes,
+        base_frames: 0,
         utterance_end_ms: None,
-    }));
-    let t = c.app.cfg.timeouts.clone();
-    let mut off = offset;
+    };
+    let (att, joined) = stream.attach(spec, start.final_from);
+    c.listen_engine(joined.rx);
+    c.session.update(|r| {
+        r.stream = Some(start.stream.clone());
+        r.start_offset = Some(start.offset);
+    });
+    let started = json!({"type": "started", "stream": start.stream, "offset": joined.hwm});
+    if !c.send_json(&started).await {
+        return;
+    }
+    // Finals this client may not have: never sent, or after `final_from`.
+    for tr in &joined.resend {
+        if !c.stop_acking() && !send_transcript(c, tr).await {
+            return;
+        }
+    }
+    if let Some(e) = joined.failed {
+        c.close(1011, &format!("engine failed: {e}")).await;
+        return;
+    }
+    let mut off = start.offset;
     let mut last_activity = Instant::now();
     let mut last_ack = Instant::now();
     let mut acked: Option<u64> = None;
@@ -178,23 +212,12 @@ async fn run(c: &mut Conn, p: Params) {
             Ev::Binary(b) => {
                 last_activity = Instant::now();
                 c.session.add_audio(&b);
-                let placed = lock(&c.app.streams)
-                    .entry(stream.clone())
-                    .or_default()
-                    .put(off, &b, cap);
+                let placed = att.put(off, &b, cap);
                 off += b.len() as u64;
                 c.session.update(|r| {
                     r.duplicate_bytes += placed.duplicate;
                     r.gap_bytes += placed.gap;
                 });
-                // The engine's clock moves on by a gap, so the times of what
-                // follows stay stream time.
-                if placed.gap > 0 {
-                    c.engine_send(EngineIn::Skip(placed.gap));
-                }
-                if placed.skip < b.len() {
-                    c.engine_send(EngineIn::Audio(b[placed.skip..].to_vec()));
-                }
             }
             Ev::Text(t) if t.len() > MAX_TEXT => {
                 c.close(1009, "text frame too large").await;
@@ -210,7 +233,7 @@ async fn run(c: &mut Conn, p: Params) {
                     Some("finish") if !finishing => {
                         finishing = true;
                         c.session.update(|r| r.close_stream = true);
-                        c.engine_send(EngineIn::Flush);
+                        att.flush();
                     }
                     Some("finish") => {}
                     // The client dropped audio (and reported it): the next
@@ -252,22 +275,13 @@ async fn run(c: &mut Conn, p: Params) {
                 if tr.text.is_empty() || c.stop_acking() {
                     continue;
                 }
-                let msg = json!({
-                    "type": "transcript",
-                    "text": tr.text,
-                    "is_final": tr.is_final,
-                    "start": tr.start,
-                    "end": tr.end,
-                    "channel": 0,
-                });
-                if !c.send_json(&msg).await {
+                if !send_transcript(c, &tr).await {
                     return;
                 }
-                c.session.update(|r| r.transcripts_sent += 1);
             }
             Ev::Engine(EngineOut::Flushed) => {
                 if finishing {
-                    let h = hwm_of(c, &stream);
+                    let h = att.hwm();
                     let acked =
                         c.stop_acking() || c.send_json(&json!({"type": "ack", "offset": h})).await;
                     let done =
@@ -292,7 +306,7 @@ async fn run(c: &mut Conn, p: Params) {
                 // Ack whenever the mark moved, at most once per `ack` interval
                 // (default 200 ms, well inside the protocol's 1 s): a burst
                 // of frames costs one ack, not one each.
-                let h = hwm_of(c, &stream);
+                let h = att.hwm();
                 if acked != Some(h) && h > 0 && last_ack.elapsed() >= t.ack && !c.stop_acking() {
                     if !c.send_json(&json!({"type": "ack", "offset": h})).await {
                         return;
@@ -307,6 +321,19 @@ async fn run(c: &mut Conn, p: Params) {
     }
 }
 
-fn hwm_of(c: &Conn, stream: &str) -> u64 {
-    lock(&c.app.streams).get(stream).map_or(0, |s| s.hwm)
+/// Sends a transcript; false when the socket is gone.
+async fn send_transcript(c: &mut Conn, tr: &Transcript) -> bool {
+    let msg = json!({
+        "type": "transcript",
+        "text": tr.text,
+        "is_final": tr.is_final,
+        "start": tr.start,
+        "end": tr.end,
+        "channel": 0,
+    });
+    let sent = c.send_json(&msg).await;
+    if sent {
+        c.session.update(|r| r.transcripts_sent += 1);
+    }
+    sent
 }
