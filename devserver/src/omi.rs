@@ -3,8 +3,12 @@
 //! The session is ready only after the first message, `{"type":"auth",
 //! "token":...}`, is answered by `auth_response` success and
 //! `service_status` ready; this is what the client's "ready" means for Omi.
-//! Transcripts are JSON arrays of segments; the server sends a text `ping`
-//! every 10 s; binary frames of at most 2 bytes are keepalives.
+//! Transcripts are JSON arrays of segments, one per non-empty final (the
+//! same finals as Deepgram's for the same audio, in this socket's audio
+//! time, so they never overlap); the server sends a text `ping` every 10 s;
+//! binary frames of at most 2 bytes are keepalives. Omi has no flush, and
+//! none is needed: the recognisers end utterances on their own (a pause,
+//! or 5 s of speech; the counter every second).
 
 use std::collections::HashMap;
 
@@ -65,8 +69,6 @@ async fn run(c: &mut Conn, p: Params) {
     let t = c.app.cfg.timeouts.clone();
     let mut last_inbound = Instant::now();
     let mut last_ping = Instant::now();
-    // Interim results update one segment; its id changes after each final.
-    let mut segment_id = uuid::Uuid::new_v4().to_string();
     loop {
         let ev = c.next().await;
         if matches!(ev, Ev::Text(_) | Ev::Binary(_) | Ev::Control) {
@@ -96,11 +98,18 @@ async fn run(c: &mut Conn, p: Params) {
                 }
             }
             Ev::Engine(EngineOut::Transcript(tr)) => {
-                if tr.text.is_empty() {
+                // Segments are committed text, as Omi's own: its backend
+                // asks its recogniser for finals only (Deepgram with
+                // `interim_results=False`), and clients take each
+                // segment's end as proof that the audio before it was
+                // processed. An interim here would confirm audio whose
+                // words are still to come, and come back as a second,
+                // overlapping "final". Empty finals (silence) are not sent.
+                if !tr.is_final || tr.text.is_empty() {
                     continue;
                 }
                 let seg = json!([{
-                    "id": segment_id,
+                    "id": uuid::Uuid::new_v4().to_string(),
                     "text": tr.text,
                     "speaker": "SPEAKER_00",
                     "speaker_id": 0,
@@ -109,15 +118,12 @@ async fn run(c: &mut Conn, p: Params) {
                     "start": tr.start,
                     "end": tr.end,
                 }]);
-                if tr.is_final {
-                    segment_id = uuid::Uuid::new_v4().to_string();
-                }
                 if !c.send_json(&seg).await {
                     return;
                 }
                 c.session.update(|r| r.transcripts_sent += 1);
             }
-            // Omi has no VAD events; empty finals were skipped above.
+            // Omi has no VAD events and no flush.
             Ev::Engine(
                 EngineOut::Flushed
                 | EngineOut::SpeechStarted { .. }
