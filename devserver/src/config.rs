@@ -26,6 +26,9 @@ pub struct Timeouts {
     pub ack: Duration,
     /// How long the server waits for the client's answer to its close frame.
     pub close_handshake: Duration,
+    /// A generic stream with no connection for this long is forgotten
+    /// (its audio, high-water mark and finals), when the next one opens.
+    pub stream_idle: Duration,
 }
 
 impl Default for Timeouts {
@@ -38,6 +41,7 @@ impl Default for Timeouts {
             start: Duration::from_secs(5),
             ack: Duration::from_millis(200),
             close_handshake: Duration::from_secs(2),
+            stream_idle: Duration::from_secs(600),
         }
     }
 }

@@ -1,32 +1,37 @@
-//! What the three audio endpoints share: the handshake-time faults and the
-//! session loop that applies faults, gates reads, records closes and
-//! multiplexes the socket, control commands, the engine and a tick.
+//! What the three audio endpoints share: the upgrade (query, session
+//! record, handshake-time faults, the WebSocket limits), written once in
+//! [`Upgrade`], and the session loop that applies faults, gates reads,
+//! records closes and multiplexes the socket, control commands, the engine
+//! and a tick.
 
+use std::collections::HashMap;
+use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 
+use crate::app::AppState;
 use crate::engine::{EngineHandle, EngineIn, EngineOut};
 use crate::faults::{Cmd, MalformedKind, NextFault};
-use crate::http::ConnInfo;
+use crate::params::{params, Params};
 use crate::recording::{Session, SessionRecord};
-use crate::util::{now_ms, truncate_utf8};
+use crate::util::{now_ms, redacted_query, truncate_utf8};
 use crate::wav::wav_bytes;
-use crate::AppState;
 
 /// Largest frame tungstenite will accept at all. The endpoints enforce their
 /// own, smaller limits with a proper 1009 close; beyond this one the socket
 /// just errors.
-pub const MAX_WS_MESSAGE: usize = 16 << 20;
+const MAX_WS_MESSAGE: usize = 16 << 20;
 /// Text frames above this close with 1009.
 pub const MAX_TEXT: usize = 64 << 10;
 /// Binary frames above this close with 1009.
@@ -37,18 +42,41 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BLACKHOLE: Duration = Duration::from_secs(600);
 const TICK: Duration = Duration::from_millis(100);
 
+/// The connection a request arrived on. The accept loop (`http.rs`) attaches it to every
+/// request, because the `reset` fault needs the socket's fd after hyper has
+/// taken the stream.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The socket's fd. Valid while the connection (or the WebSocket that took
+    /// it over) is alive, which is every time a handler looks at it.
+    pub fd: RawFd,
+}
+
+impl ConnInfo {
+    /// Makes the kernel answer the final close() with an RST instead of a FIN
+    /// (SO_LINGER with a zero timeout). The caller then drops the socket.
+    pub fn arm_reset(&self) {
+        // SAFETY: the fd belongs to the live connection this handler serves
+        // (see the field doc); it is only borrowed for one setsockopt call.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
+        if let Err(e) = socket2::SockRef::from(&fd).set_linger(Some(std::time::Duration::ZERO)) {
+            eprintln!("devserver: cannot arm TCP reset: {e}");
+        }
+    }
+}
+
 /// A session admitted past the handshake faults.
-pub struct Admitted {
-    pub session: Arc<Session>,
-    pub cmd_rx: mpsc::UnboundedReceiver<Cmd>,
+struct Admitted {
+    session: Arc<Session>,
+    cmd_rx: mpsc::UnboundedReceiver<Cmd>,
     /// Session faults to apply right after the upgrade.
-    pub post: Vec<NextFault>,
+    post: Vec<NextFault>,
 }
 
 /// Creates the session record and applies handshake-time faults: `down`
 /// (503), `delay-handshake`, `reject`. On `Err` the response is the answer to
 /// the upgrade request.
-pub async fn admit(app: &AppState, record: SessionRecord) -> Result<Admitted, Response> {
+async fn admit(app: &AppState, record: SessionRecord) -> Result<Admitted, Response> {
     let max_pcm = app.cfg.max_audio_secs as usize
         * record.sample_rate.max(1) as usize
         * usize::from(record.channels.max(1))
@@ -86,29 +114,92 @@ pub async fn admit(app: &AppState, record: SessionRecord) -> Result<Admitted, Re
     })
 }
 
-/// The opening every endpoint shares: records what the query says, admits
-/// the session past the handshake faults, and answers HTTP 400 for a bad
-/// query (after recording it, so tests see the attempt).
-pub async fn admit_with_params(
-    app: &AppState,
-    mut record: SessionRecord,
-    p: Result<crate::deepgram::Params, String>,
-) -> Result<(Admitted, crate::deepgram::Params), Response> {
-    if let Ok(p) = &p {
-        record.query = crate::util::redacted_query(&p.query);
-        record.sample_rate = p.sample_rate;
-        record.channels = p.channels;
-        record.engine = p.engine.name().into();
+/// A WebSocket upgrade request past the opening every endpoint shares:
+/// its query read ([`params`]), its session recorded and admitted past the
+/// handshake faults. The endpoint then checks what is its own (Deepgram's
+/// options, credentials) and either [`reject`](Upgrade::reject)s it with an
+/// HTTP status or [`accept`](Upgrade::accept)s it with its session loop.
+pub struct Upgrade {
+    ws: WebSocketUpgrade,
+    app: AppState,
+    info: ConnInfo,
+    admitted: Admitted,
+    /// The shared query settings, for the endpoint's own checks.
+    pub params: Params,
+}
+
+impl Upgrade {
+    /// Records what the query says, admits the session past the handshake
+    /// faults, and answers HTTP 400 for a bad query (after recording it, so
+    /// tests see the attempt). On `Err` the response is the answer to the
+    /// upgrade request.
+    pub async fn admit(
+        app: AppState,
+        info: ConnInfo,
+        ws: WebSocketUpgrade,
+        q: HashMap<String, String>,
+        mut record: SessionRecord,
+    ) -> Result<Upgrade, Response> {
+        let p = params(&app, q);
+        if let Ok(p) = &p {
+            record.query = redacted_query(&p.query);
+            record.sample_rate = p.sample_rate;
+            record.channels = p.channels;
+            record.engine = p.engine.name().into();
+        }
+        let admitted = admit(&app, record).await?;
+        match p {
+            Ok(params) => Ok(Upgrade {
+                ws,
+                app,
+                info,
+                admitted,
+                params,
+            }),
+            Err(msg) => Err(end_http(&admitted.session, StatusCode::BAD_REQUEST, &msg)),
+        }
     }
-    let admitted = admit(app, record).await?;
-    match p {
-        Ok(p) => Ok((admitted, p)),
-        Err(msg) => Err(end_http(&admitted.session, StatusCode::BAD_REQUEST, &msg)),
+
+    pub fn app(&self) -> &AppState {
+        &self.app
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.admitted.session
+    }
+
+    /// Ends the session without upgrading, answering with `status`.
+    pub fn reject(self, status: StatusCode, msg: &str) -> Response {
+        end_http(&self.admitted.session, status, msg)
+    }
+
+    /// Upgrades, selecting `protocol` when the client offered it, and runs
+    /// `run` as the session loop; the session is finished (socket dropped,
+    /// recording written) when it returns.
+    pub fn accept<F>(self, protocol: Option<&'static str>, run: F) -> Response
+    where
+        F: for<'c> FnOnce(&'c mut Conn, Params) -> BoxFuture<'c, ()> + Send + 'static,
+    {
+        let Upgrade {
+            ws,
+            app,
+            info,
+            admitted,
+            params,
+        } = self;
+        ws.protocols(protocol)
+            .max_message_size(MAX_WS_MESSAGE)
+            .max_frame_size(MAX_WS_MESSAGE)
+            .on_upgrade(move |socket| async move {
+                let mut c = Conn::new(socket, admitted, app, info);
+                run(&mut c, params).await;
+                c.finish().await;
+            })
     }
 }
 
 /// Ends a session that never upgraded, answering with `status`.
-pub fn end_http(session: &Session, status: StatusCode, msg: &str) -> Response {
+fn end_http(session: &Session, status: StatusCode, msg: &str) -> Response {
     session.update(|r| {
         r.http_status = status.as_u16();
         r.ended_at_ms = Some(now_ms());
@@ -144,7 +235,11 @@ pub struct Conn {
     pub app: AppState,
     info: ConnInfo,
     cmd_rx: mpsc::UnboundedReceiver<Cmd>,
-    engine: Option<EngineHandle>,
+    /// Where audio for this connection's own engine goes (Deepgram, Omi).
+    engine_tx: Option<mpsc::UnboundedSender<EngineIn>>,
+    /// Where results come from: this connection's engine, or the generic
+    /// stream's engine it listens to.
+    engine_rx: Option<mpsc::UnboundedReceiver<EngineOut>>,
     read_gate: Option<Instant>,
     blackhole_until: Option<Instant>,
     tick: tokio::time::Interval,
@@ -153,7 +248,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(ws: WebSocket, admitted: Admitted, app: AppState, info: ConnInfo) -> Conn {
+    fn new(ws: WebSocket, admitted: Admitted, app: AppState, info: ConnInfo) -> Conn {
         let Admitted {
             session,
             cmd_rx,
@@ -192,7 +287,8 @@ impl Conn {
             app,
             info,
             cmd_rx,
-            engine: None,
+            engine_tx: None,
+            engine_rx: None,
             read_gate: None,
             blackhole_until: None,
             tick,
@@ -201,13 +297,22 @@ impl Conn {
         }
     }
 
+    /// Gives the connection an engine of its own; its results come out of
+    /// [`Conn::next`] as [`Ev::Engine`].
     pub fn set_engine(&mut self, engine: EngineHandle) {
-        self.engine = Some(engine);
+        self.engine_tx = Some(engine.tx);
+        self.engine_rx = Some(engine.rx);
+    }
+
+    /// Hears results of an engine the connection does not own (a generic
+    /// stream's, fed through the stream).
+    pub fn listen_engine(&mut self, rx: mpsc::UnboundedReceiver<EngineOut>) {
+        self.engine_rx = Some(rx);
     }
 
     pub fn engine_send(&self, msg: EngineIn) {
-        if let Some(e) = &self.engine {
-            let _ = e.tx.send(msg);
+        if let Some(tx) = &self.engine_tx {
+            let _ = tx.send(msg);
         }
     }
 
@@ -278,9 +383,9 @@ impl Conn {
                     }
                 }
                 _ = self.tick.tick() => return Ev::Tick,
-                out = recv_engine(&mut self.engine) => match out {
+                out = recv_engine(&mut self.engine_rx) => match out {
                     Some(out) => return Ev::Engine(out),
-                    None => self.engine = None,
+                    None => self.engine_rx = None,
                 },
                 _ = sleep_until(gate.unwrap_or_else(Instant::now)), if gate.is_some() => {
                     self.read_gate = None;
@@ -441,7 +546,7 @@ impl Conn {
 
     /// Ends the session: marks it finished, drops the socket (an RST when a
     /// reset was armed) and writes the recording.
-    pub async fn finish(self) {
+    async fn finish(self) {
         let Conn {
             ws, session, app, ..
         } = self;
@@ -461,9 +566,9 @@ impl Conn {
     }
 }
 
-async fn recv_engine(engine: &mut Option<EngineHandle>) -> Option<EngineOut> {
-    match engine {
-        Some(e) => e.rx.recv().await,
+async fn recv_engine(rx: &mut Option<mpsc::UnboundedReceiver<EngineOut>>) -> Option<EngineOut> {
+    match rx {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }

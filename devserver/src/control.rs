@@ -13,10 +13,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
+use crate::app::AppState;
 use crate::faults::{self, BadInput, Body, Cmd, MalformedKind, NextFault, Scope, MAX_MS};
-use crate::recording::lock;
 use crate::wav::wav_bytes;
-use crate::AppState;
 
 /// Every `POST /control/<command>`.
 pub const COMMANDS: &[&str] = &[
@@ -57,7 +56,7 @@ async fn sessions(State(app): State<AppState>) -> Json<Value> {
 
 async fn clear_sessions(State(app): State<AppState>) -> Json<Value> {
     let n = app.recorder.clear();
-    lock(&app.streams).clear();
+    app.streams.clear();
     Json(json!({ "ok": true, "cleared": n }))
 }
 
@@ -87,9 +86,10 @@ async fn session_audio(State(app): State<AppState>, Path(id): Path<String>) -> R
 }
 
 async fn stream_audio(State(app): State<AppState>, Path(stream): Path<String>) -> Response {
-    let streams = lock(&app.streams);
-    match streams.get(&stream) {
-        Some(s) => wav_response(wav_bytes(&s.pcm, s.sample_rate.max(1), s.channels.max(1))),
+    match app.streams.get(&stream) {
+        Some(s) => wav_response(
+            s.with_store(|s| wav_bytes(&s.pcm, s.sample_rate.max(1), s.channels.max(1))),
+        ),
         None => not_found(format!("no stream {stream:?}")),
     }
 }

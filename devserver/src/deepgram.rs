@@ -14,17 +14,18 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use crate::conn::{self, Conn, Ev, MAX_BINARY, MAX_TEXT, MAX_WS_MESSAGE};
+use crate::app::AppState;
+use crate::conn::{Conn, ConnInfo, Ev, Upgrade, MAX_BINARY, MAX_TEXT};
 use crate::engine::{self, EngineIn, EngineOut, EngineSpec, Transcript};
-use crate::http::ConnInfo;
+use crate::params::Params;
 use crate::recording::SessionRecord;
 use crate::util::{self, fingerprint, iso8601, now_ms, token_ok};
-use crate::AppState;
 
 /// The one model this server claims to be: Results' `metadata.model_uuid`,
 /// and `Metadata`'s `models` and `model_info` key.
@@ -33,57 +34,6 @@ pub const MODEL_UUID: &str = "4f1e9b2c-7d3a-4c68-9e05-b8a1d6c2f370";
 /// `{name, version, arch}` of [`MODEL_UUID`], the same in Results and Metadata.
 fn model_info() -> Value {
     json!({ "name": "devserver", "version": env!("CARGO_PKG_VERSION"), "arch": "devserver" })
-}
-
-/// Per-connection settings parsed from the query.
-pub struct Params {
-    pub query: BTreeMap<String, String>,
-    pub sample_rate: u32,
-    pub channels: u16,
-    pub engine: engine::EngineKind,
-    pub grammar: Option<std::sync::Arc<str>>,
-}
-
-/// Reads the query parameters every endpoint shares (`sample_rate`,
-/// `channels`, `engine`, `grammar`). Errors are messages for an HTTP 400.
-pub fn params(app: &AppState, q: HashMap<String, String>) -> Result<Params, String> {
-    let query: BTreeMap<String, String> = q.into_iter().collect();
-    let sample_rate = match query.get("sample_rate") {
-        None => 16_000,
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|r| (8_000..=192_000).contains(r))
-            .ok_or_else(|| format!("sample_rate must be 8000..=192000, got {v:?}"))?,
-    };
-    let channels = match query.get("channels") {
-        None => 1,
-        Some(v) => v
-            .parse::<u16>()
-            .ok()
-            .filter(|c| (1..=8).contains(c))
-            .ok_or_else(|| format!("channels must be 1..=8, got {v:?}"))?,
-    };
-    let engine = match query.get("engine") {
-        None => app.cfg.engine,
-        Some(e) => engine::EngineKind::parse(e)?,
-    };
-    let grammar = match query.get("grammar").map(String::as_str) {
-        None => app.cfg.grammar.as_deref().map(Into::into),
-        Some("none") => None,
-        Some(name) => Some(
-            engine::pocketsphinx::builtin_grammar(name)
-                .ok_or_else(|| format!("unknown grammar {name:?} (built in: hello, none)"))?
-                .into(),
-        ),
-    };
-    Ok(Params {
-        query,
-        sample_rate,
-        channels,
-        engine,
-        grammar,
-    })
 }
 
 pub async fn handler(
@@ -100,48 +50,40 @@ pub async fn handler(
         None => (None, None),
     };
     let token = util::header_token(&headers).or_else(|| sub_token.clone());
-    let p = params(&app, q);
     let record = SessionRecord {
         endpoint: "deepgram".into(),
         path: "/v1/listen".into(),
         token_fingerprint: token.as_deref().map(fingerprint),
         ..Default::default()
     };
-    let (admitted, p) = match conn::admit_with_params(&app, record, p).await {
-        Ok(ap) => ap,
+    let up = match Upgrade::admit(app, info, ws, q, record).await {
+        Ok(up) => up,
         Err(res) => return res,
     };
-    if let Some(enc) = p.query.get("encoding").filter(|e| *e != "linear16") {
-        let msg = format!("devserver only decodes encoding=linear16, got {enc:?}");
-        return conn::end_http(&admitted.session, StatusCode::BAD_REQUEST, &msg);
+    let query = &up.params.query;
+    let bad_encoding = query
+        .get("encoding")
+        .filter(|e| *e != "linear16")
+        .map(|enc| format!("devserver only decodes encoding=linear16, got {enc:?}"));
+    if let Some(msg) = bad_encoding {
+        return up.reject(StatusCode::BAD_REQUEST, &msg);
     }
-    let opts = match Options::parse(&p.query) {
+    let opts = match Options::parse(query) {
         Ok(o) => o,
-        Err(msg) => return conn::end_http(&admitted.session, StatusCode::BAD_REQUEST, &msg),
+        Err(msg) => return up.reject(StatusCode::BAD_REQUEST, &msg),
     };
-    if !token_ok(app.cfg.token.as_deref(), token.as_deref()) {
+    if !token_ok(up.app().cfg.token.as_deref(), token.as_deref()) {
         // Deepgram rejects bad credentials at the upgrade with HTTP 401.
-        return conn::end_http(
-            &admitted.session,
-            StatusCode::UNAUTHORIZED,
-            "invalid credentials",
-        );
+        return up.reject(StatusCode::UNAUTHORIZED, "invalid credentials");
     }
-    admitted.session.update(|r| {
+    up.session().update(|r| {
         r.authenticated = true;
         r.subprotocol = scheme.map(Into::into);
     });
     // Select exactly the scheme the credential came with (`token` or
     // `bearer`): a browser that offered subprotocols fails a 101 that
     // selects none.
-    ws.protocols(scheme)
-        .max_message_size(MAX_WS_MESSAGE)
-        .max_frame_size(MAX_WS_MESSAGE)
-        .on_upgrade(move |socket| async move {
-            let mut c = Conn::new(socket, admitted, app, info);
-            run(&mut c, p, opts).await;
-            c.finish().await;
-        })
+    up.accept(scheme, move |c, p| run(c, p, opts).boxed())
 }
 
 /// The Deepgram-only query options.
@@ -226,7 +168,7 @@ async fn run(c: &mut Conn, p: Params, opts: Options) {
         sample_rate: p.sample_rate,
         channels: p.channels,
         grammar: p.grammar,
-        base_secs: 0.0,
+        base_frames: 0,
         utterance_end_ms: opts.utterance_end_ms,
     }));
     let idle = c.app.cfg.timeouts.idle;

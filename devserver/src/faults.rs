@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::recording::lock;
+use crate::util::lock;
 
 /// A command to one running session.
 #[derive(Debug, Clone)]

@@ -3,6 +3,10 @@
 //! The server keeps, per stream id, a high-water mark `H` of bytes stored,
 //! in memory across connections, so a client that reconnects and resends
 //! from its last acknowledged offset produces neither holes nor duplicates.
+//! The stream's transcription lives there too (`stream.rs`): finals in
+//! flight when a connection died are finalized and sent on the next one
+//! (`final_from`), and transcript times are stream time across reconnects
+//! and `seek` gaps.
 
 use std::collections::HashMap;
 
@@ -10,86 +14,16 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Extension, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use futures_util::FutureExt;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::conn::{self, Conn, Ev, MAX_BINARY, MAX_TEXT, MAX_WS_MESSAGE};
-use crate::deepgram::{params, Params};
-use crate::engine::{self, EngineIn, EngineOut, EngineSpec};
-use crate::http::ConnInfo;
-use crate::recording::{lock, SessionRecord};
+use crate::app::AppState;
+use crate::conn::{Conn, ConnInfo, Ev, Upgrade, MAX_BINARY, MAX_TEXT};
+use crate::engine::{EngineOut, EngineSpec, Transcript};
+use crate::params::Params;
+use crate::recording::SessionRecord;
 use crate::util::{self, fingerprint, token_ok};
-use crate::AppState;
-
-/// One stream's stored audio, across all its connections.
-#[derive(Debug, Default)]
-pub struct StreamStore {
-    /// Bytes stored (the high-water mark `H`).
-    pub hwm: u64,
-    pub pcm: Vec<u8>,
-    pub sample_rate: u32,
-    pub channels: u16,
-    pub duplicate_bytes: u64,
-    pub gap_bytes: u64,
-    /// True once the kept audio hit the cap (the mark still advances).
-    pub truncated: bool,
-}
-
-/// How a frame `[off, off+len)` relates to the stream's high-water mark.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Placement {
-    /// Leading bytes already held.
-    pub duplicate: u64,
-    /// Bytes missing between `H` and `off`.
-    pub gap: u64,
-    /// Index in the frame of the first new byte.
-    pub skip: usize,
-}
-
-impl StreamStore {
-    /// Applies a frame at `off`; returns its placement.
-    pub fn put(&mut self, off: u64, data: &[u8], cap: usize) -> Placement {
-        let len = data.len() as u64;
-        let end = off + len;
-        let p = if end <= self.hwm {
-            Placement {
-                duplicate: len,
-                gap: 0,
-                skip: data.len(),
-            }
-        } else if off < self.hwm {
-            let d = self.hwm - off;
-            Placement {
-                duplicate: d,
-                gap: 0,
-                skip: d as usize,
-            }
-        } else {
-            Placement {
-                duplicate: 0,
-                gap: off - self.hwm,
-                skip: 0,
-            }
-        };
-        self.duplicate_bytes += p.duplicate;
-        self.gap_bytes += p.gap;
-        if end > self.hwm {
-            // A gap is audio the client reported as dropped; it is stored as
-            // silence so the WAV keeps its timeline.
-            if p.gap > 0 && self.pcm.len() as u64 == self.hwm && self.hwm + p.gap <= cap as u64 {
-                self.pcm.resize((self.hwm + p.gap) as usize, 0);
-            }
-            let new = &data[p.skip..];
-            if self.pcm.len() as u64 == off.max(self.hwm) && self.pcm.len() + new.len() <= cap {
-                self.pcm.extend_from_slice(new);
-            } else {
-                self.truncated = true;
-            }
-            self.hwm = end;
-        }
-        p
-    }
-}
 
 pub async fn handler(
     State(app): State<AppState>,
@@ -101,7 +35,6 @@ pub async fn handler(
     let protocols = util::offered_protocols(&headers);
     let sub_token = util::subprotocol_token(&protocols);
     let token = sub_token.clone().or_else(|| q.get("token").cloned());
-    let p = params(&app, q);
     let record = SessionRecord {
         endpoint: "generic".into(),
         path: "/v1/stream".into(),
@@ -109,26 +42,24 @@ pub async fn handler(
         subprotocol: sub_token.as_ref().map(|_| "token".into()),
         ..Default::default()
     };
-    let (admitted, p) = match conn::admit_with_params(&app, record, p).await {
-        Ok(ap) => ap,
+    let up = match Upgrade::admit(app, info, ws, q, record).await {
+        Ok(up) => up,
         Err(res) => return res,
     };
     // The protocol rejects a wrong token *after* the upgrade, with 4001, so
     // the client can tell it apart from a network failure.
-    let authorized = token_ok(app.cfg.token.as_deref(), token.as_deref());
-    admitted.session.update(|r| r.authenticated = authorized);
-    ws.protocols(["token"])
-        .max_message_size(MAX_WS_MESSAGE)
-        .max_frame_size(MAX_WS_MESSAGE)
-        .on_upgrade(move |socket| async move {
-            let mut c = Conn::new(socket, admitted, app, info);
+    let authorized = token_ok(up.app().cfg.token.as_deref(), token.as_deref());
+    up.session().update(|r| r.authenticated = authorized);
+    up.accept(Some("token"), move |c, p| {
+        async move {
             if authorized {
-                run(&mut c, p).await;
+                run(c, p).await;
             } else {
                 c.close(4001, "unauthorized").await;
             }
-            c.finish().await;
-        })
+        }
+        .boxed()
+    })
 }
 
 fn valid_stream_id(s: &str) -> bool {
@@ -146,8 +77,16 @@ fn error(code: &str, message: &str) -> Value {
 /// `offset + frame length` far from overflowing.
 const MAX_OFFSET: u64 = 1 << 53;
 
-/// Waits for `start`; returns the stream id and offset.
-async fn await_start(c: &mut Conn) -> Option<(String, u64)> {
+/// A valid `start` message.
+struct Start {
+    stream: String,
+    offset: u64,
+    /// Seconds of stream time up to which the client has finals.
+    final_from: Option<f64>,
+}
+
+/// Waits for `start`.
+async fn await_start(c: &mut Conn) -> Option<Start> {
     let deadline = Instant::now() + c.app.cfg.timeouts.start;
     loop {
         match c.next().await {
@@ -171,14 +110,31 @@ async fn await_start(c: &mut Conn) -> Option<(String, u64)> {
                     .get("offset")
                     .and_then(Value::as_u64)
                     .filter(|o| *o <= MAX_OFFSET);
-                match (v.get("type").and_then(Value::as_str), stream, offset) {
-                    (Some("start"), Some(s), Some(o)) => return Some((s.to_string(), o)),
+                // Optional; a number of seconds >= 0 when given.
+                let final_from = match v.get("final_from") {
+                    None | Some(Value::Null) => Some(None),
+                    Some(f) => f.as_f64().filter(|f| *f >= 0.0).map(Some),
+                };
+                match (
+                    v.get("type").and_then(Value::as_str),
+                    stream,
+                    offset,
+                    final_from,
+                ) {
+                    (Some("start"), Some(s), Some(o), Some(final_from)) => {
+                        return Some(Start {
+                            stream: s.to_string(),
+                            offset: o,
+                            final_from,
+                        })
+                    }
                     _ => {
                         c.session.update(|r| r.invalid_messages += 1);
                         let _ = c
                             .send_json(&error(
                                 "bad-start",
-                                "the first message must be start with a valid stream and offset",
+                                "the first message must be start with a valid stream and offset \
+                                 (and final_from, if any, a number of seconds >= 0)",
                             ))
                             .await;
                         c.close(4400, "bad start").await;
@@ -198,39 +154,44 @@ async fn await_start(c: &mut Conn) -> Option<(String, u64)> {
 }
 
 async fn run(c: &mut Conn, p: Params) {
-    let Some((stream, offset)) = await_start(c).await else {
+    let Some(start) = await_start(c).await else {
         return;
     };
     let cap =
         c.app.cfg.max_audio_secs as usize * p.sample_rate as usize * usize::from(p.channels) * 2;
-    let hwm = {
-        let mut streams = lock(&c.app.streams);
-        let s = streams.entry(stream.clone()).or_default();
-        s.sample_rate = p.sample_rate;
-        s.channels = p.channels;
-        s.hwm
-    };
-    c.session.update(|r| {
-        r.stream = Some(stream.clone());
-        r.start_offset = Some(offset);
-    });
-    if !c
-        .send_json(&json!({"type": "started", "stream": stream, "offset": hwm}))
-        .await
-    {
-        return;
-    }
-    let bytes_per_sec = f64::from(p.sample_rate) * f64::from(p.channels) * 2.0;
-    c.set_engine(engine::spawn(EngineSpec {
+    let t = c.app.cfg.timeouts.clone();
+    // The stream's engine (started here when none runs) gets the audio
+    // through the stream, whichever connection brings it.
+    let stream = c.app.streams.open(&start.stream, t.stream_idle);
+    let spec = EngineSpec {
         kind: p.engine,
         sample_rate: p.sample_rate,
         channels: p.channels,
         grammar: p.grammar,
-        base_secs: hwm as f64 / bytes_per_sec,
+        base_frames: 0,
         utterance_end_ms: None,
-    }));
-    let t = c.app.cfg.timeouts.clone();
-    let mut off = offset;
+    };
+    let (att, joined) = stream.attach(spec, start.final_from);
+    c.listen_engine(joined.rx);
+    c.session.update(|r| {
+        r.stream = Some(start.stream.clone());
+        r.start_offset = Some(start.offset);
+    });
+    let started = json!({"type": "started", "stream": start.stream, "offset": joined.hwm});
+    if !c.send_json(&started).await {
+        return;
+    }
+    // Finals this client may not have: never sent, or after `final_from`.
+    for tr in &joined.resend {
+        if !c.stop_acking() && !send_transcript(c, tr).await {
+            return;
+        }
+    }
+    if let Some(e) = joined.failed {
+        c.close(1011, &format!("engine failed: {e}")).await;
+        return;
+    }
+    let mut off = start.offset;
     let mut last_activity = Instant::now();
     let mut last_ack = Instant::now();
     let mut acked: Option<u64> = None;
@@ -251,18 +212,12 @@ async fn run(c: &mut Conn, p: Params) {
             Ev::Binary(b) => {
                 last_activity = Instant::now();
                 c.session.add_audio(&b);
-                let placed = lock(&c.app.streams)
-                    .entry(stream.clone())
-                    .or_default()
-                    .put(off, &b, cap);
+                let placed = att.put(off, &b, cap);
                 off += b.len() as u64;
                 c.session.update(|r| {
                     r.duplicate_bytes += placed.duplicate;
                     r.gap_bytes += placed.gap;
                 });
-                if placed.skip < b.len() {
-                    c.engine_send(EngineIn::Audio(b[placed.skip..].to_vec()));
-                }
             }
             Ev::Text(t) if t.len() > MAX_TEXT => {
                 c.close(1009, "text frame too large").await;
@@ -278,7 +233,7 @@ async fn run(c: &mut Conn, p: Params) {
                     Some("finish") if !finishing => {
                         finishing = true;
                         c.session.update(|r| r.close_stream = true);
-                        c.engine_send(EngineIn::Flush);
+                        att.flush();
                     }
                     Some("finish") => {}
                     // The client dropped audio (and reported it): the next
@@ -320,22 +275,13 @@ async fn run(c: &mut Conn, p: Params) {
                 if tr.text.is_empty() || c.stop_acking() {
                     continue;
                 }
-                let msg = json!({
-                    "type": "transcript",
-                    "text": tr.text,
-                    "is_final": tr.is_final,
-                    "start": tr.start,
-                    "end": tr.end,
-                    "channel": 0,
-                });
-                if !c.send_json(&msg).await {
+                if !send_transcript(c, &tr).await {
                     return;
                 }
-                c.session.update(|r| r.transcripts_sent += 1);
             }
             Ev::Engine(EngineOut::Flushed) => {
                 if finishing {
-                    let h = hwm_of(c, &stream);
+                    let h = att.hwm();
                     let acked =
                         c.stop_acking() || c.send_json(&json!({"type": "ack", "offset": h})).await;
                     let done =
@@ -360,7 +306,7 @@ async fn run(c: &mut Conn, p: Params) {
                 // Ack whenever the mark moved, at most once per `ack` interval
                 // (default 200 ms, well inside the protocol's 1 s): a burst
                 // of frames costs one ack, not one each.
-                let h = hwm_of(c, &stream);
+                let h = att.hwm();
                 if acked != Some(h) && h > 0 && last_ack.elapsed() >= t.ack && !c.stop_acking() {
                     if !c.send_json(&json!({"type": "ack", "offset": h})).await {
                         return;
@@ -375,41 +321,19 @@ async fn run(c: &mut Conn, p: Params) {
     }
 }
 
-fn hwm_of(c: &Conn, stream: &str) -> u64 {
-    lock(&c.app.streams).get(stream).map_or(0, |s| s.hwm)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn overlapping_resend_is_deduplicated() {
-        let mut s = StreamStore::default();
-        let data: Vec<u8> = (0..100u8).collect();
-        s.put(0, &data[..60], 1000);
-        let p = s.put(40, &data[40..], 1000);
-        assert_eq!(
-            p,
-            Placement {
-                duplicate: 20,
-                gap: 0,
-                skip: 20
-            }
-        );
-        let p = s.put(10, &data[10..30], 1000);
-        assert_eq!(p.duplicate, 20);
-        assert_eq!(s.pcm, data);
-        assert_eq!((s.hwm, s.duplicate_bytes, s.gap_bytes), (100, 40, 0));
+/// Sends a transcript; false when the socket is gone.
+async fn send_transcript(c: &mut Conn, tr: &Transcript) -> bool {
+    let msg = json!({
+        "type": "transcript",
+        "text": tr.text,
+        "is_final": tr.is_final,
+        "start": tr.start,
+        "end": tr.end,
+        "channel": 0,
+    });
+    let sent = c.send_json(&msg).await;
+    if sent {
+        c.session.update(|r| r.transcripts_sent += 1);
     }
-
-    #[test]
-    fn gap_is_recorded_and_filled_with_silence() {
-        let mut s = StreamStore::default();
-        s.put(0, &[1, 1], 1000);
-        let p = s.put(6, &[2, 2], 1000);
-        assert_eq!(p.gap, 4);
-        assert_eq!(s.pcm, vec![1, 1, 0, 0, 0, 0, 2, 2]);
-        assert_eq!(s.hwm, 8);
-    }
+    sent
 }

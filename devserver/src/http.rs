@@ -5,11 +5,10 @@
 //! socket's file descriptor after hyper has taken the stream. Each request
 //! therefore carries a [`ConnInfo`] with the raw fd.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -22,28 +21,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::{control, deepgram, generic, omi, App, AppState, ServerConfig};
-
-/// The connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnInfo {
-    /// The socket's fd. Valid while the connection (or the WebSocket that took
-    /// it over) is alive, which is every time a handler looks at it.
-    pub fd: RawFd,
-}
-
-impl ConnInfo {
-    /// Makes the kernel answer the final close() with an RST instead of a FIN
-    /// (SO_LINGER with a zero timeout). The caller then drops the socket.
-    pub fn arm_reset(&self) {
-        // SAFETY: the fd belongs to the live connection this handler serves
-        // (see the field doc); it is only borrowed for one setsockopt call.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
-        if let Err(e) = socket2::SockRef::from(&fd).set_linger(Some(std::time::Duration::ZERO)) {
-            eprintln!("devserver: cannot arm TCP reset: {e}");
-        }
-    }
-}
+use crate::app::{App, AppState};
+use crate::config::ServerConfig;
+use crate::conn::ConnInfo;
+use crate::{control, deepgram, generic, omi};
 
 /// A bound, not yet running server.
 pub struct Server {
@@ -62,12 +43,7 @@ impl Server {
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-        let state = Arc::new(App {
-            cfg,
-            recorder: Default::default(),
-            faults: Default::default(),
-            streams: Mutex::new(HashMap::new()),
-        });
+        let state = Arc::new(App::new(cfg));
         Ok(Server { listener, state })
     }
 

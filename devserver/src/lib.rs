@@ -17,6 +17,7 @@
 //! # let _ = addr; Ok(()) }
 //! ```
 
+mod app;
 pub mod cli;
 pub mod config;
 mod conn;
@@ -27,24 +28,13 @@ pub mod faults;
 mod generic;
 mod http;
 mod omi;
+mod params;
 pub mod recording;
 pub mod relay;
+mod stream;
 pub mod util;
 pub mod wav;
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 pub use config::{ServerConfig, Timeouts};
 pub use engine::EngineKind;
 pub use http::Server;
-
-/// Shared server state.
-pub(crate) struct App {
-    pub cfg: ServerConfig,
-    pub recorder: recording::Recorder,
-    pub faults: faults::Faults,
-    pub streams: Mutex<HashMap<String, generic::StreamStore>>,
-}
-
-pub(crate) type AppState = Arc<App>;

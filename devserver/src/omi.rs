@@ -3,24 +3,28 @@
 //! The session is ready only after the first message, `{"type":"auth",
 //! "token":...}`, is answered by `auth_response` success and
 //! `service_status` ready; this is what the client's "ready" means for Omi.
-//! Transcripts are JSON arrays of segments; the server sends a text `ping`
-//! every 10 s; binary frames of at most 2 bytes are keepalives.
+//! Transcripts are JSON arrays of segments, one per non-empty final (the
+//! same finals as Deepgram's for the same audio, in this socket's audio
+//! time, so they never overlap); the server sends a text `ping` every 10 s;
+//! binary frames of at most 2 bytes are keepalives. Omi has no flush, and
+//! none is needed: the recognisers end utterances on their own (a pause,
+//! or 5 s of speech; the counter every second).
 
 use std::collections::HashMap;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Extension, Query, State};
 use axum::response::Response;
+use futures_util::FutureExt;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::conn::{self, Conn, Ev, MAX_BINARY, MAX_TEXT, MAX_WS_MESSAGE};
-use crate::deepgram::{params, Params};
+use crate::app::AppState;
+use crate::conn::{Conn, ConnInfo, Ev, Upgrade, MAX_BINARY, MAX_TEXT};
 use crate::engine::{self, EngineIn, EngineOut, EngineSpec};
-use crate::http::ConnInfo;
+use crate::params::Params;
 use crate::recording::SessionRecord;
 use crate::util::{fingerprint, token_ok};
-use crate::AppState;
 
 pub async fn handler(
     State(app): State<AppState>,
@@ -28,23 +32,15 @@ pub async fn handler(
     Query(q): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let p = params(&app, q);
     let record = SessionRecord {
         endpoint: "omi".into(),
         path: "/v4/web/listen".into(),
         ..Default::default()
     };
-    let (admitted, p) = match conn::admit_with_params(&app, record, p).await {
-        Ok(ap) => ap,
-        Err(res) => return res,
-    };
-    ws.max_message_size(MAX_WS_MESSAGE)
-        .max_frame_size(MAX_WS_MESSAGE)
-        .on_upgrade(move |socket| async move {
-            let mut c = Conn::new(socket, admitted, app, info);
-            run(&mut c, p).await;
-            c.finish().await;
-        })
+    match Upgrade::admit(app, info, ws, q, record).await {
+        Ok(up) => up.accept(None, |c, p| run(c, p).boxed()),
+        Err(res) => res,
+    }
 }
 
 async fn run(c: &mut Conn, p: Params) {
@@ -67,14 +63,12 @@ async fn run(c: &mut Conn, p: Params) {
         sample_rate: p.sample_rate,
         channels: p.channels,
         grammar: p.grammar,
-        base_secs: 0.0,
+        base_frames: 0,
         utterance_end_ms: None,
     }));
     let t = c.app.cfg.timeouts.clone();
     let mut last_inbound = Instant::now();
     let mut last_ping = Instant::now();
-    // Interim results update one segment; its id changes after each final.
-    let mut segment_id = uuid::Uuid::new_v4().to_string();
     loop {
         let ev = c.next().await;
         if matches!(ev, Ev::Text(_) | Ev::Binary(_) | Ev::Control) {
@@ -104,11 +98,18 @@ async fn run(c: &mut Conn, p: Params) {
                 }
             }
             Ev::Engine(EngineOut::Transcript(tr)) => {
-                if tr.text.is_empty() {
+                // Segments are committed text, as Omi's own: its backend
+                // asks its recogniser for finals only (Deepgram with
+                // `interim_results=False`), and clients take each
+                // segment's end as proof that the audio before it was
+                // processed. An interim here would confirm audio whose
+                // words are still to come, and come back as a second,
+                // overlapping "final". Empty finals (silence) are not sent.
+                if !tr.is_final || tr.text.is_empty() {
                     continue;
                 }
                 let seg = json!([{
-                    "id": segment_id,
+                    "id": uuid::Uuid::new_v4().to_string(),
                     "text": tr.text,
                     "speaker": "SPEAKER_00",
                     "speaker_id": 0,
@@ -117,15 +118,12 @@ async fn run(c: &mut Conn, p: Params) {
                     "start": tr.start,
                     "end": tr.end,
                 }]);
-                if tr.is_final {
-                    segment_id = uuid::Uuid::new_v4().to_string();
-                }
                 if !c.send_json(&seg).await {
                     return;
                 }
                 c.session.update(|r| r.transcripts_sent += 1);
             }
-            // Omi has no VAD events; empty finals were skipped above.
+            // Omi has no VAD events and no flush.
             Ev::Engine(
                 EngineOut::Flushed
                 | EngineOut::SpeechStarted { .. }

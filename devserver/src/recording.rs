@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::faults::Cmd;
-use crate::util::now_ms;
+use crate::util::{lock, now_ms};
 
 /// The JSON shape of one `/control/sessions` entry.
 #[derive(Debug, Clone, Serialize, Default)]
@@ -214,10 +214,4 @@ impl Recorder {
         inner.sessions.clear();
         n
     }
-}
-
-/// Locks a mutex, recovering from poisoning: a panicking session must not
-/// take the whole control API down with it.
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

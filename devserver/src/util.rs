@@ -1,6 +1,8 @@
-//! Small helpers shared by the endpoints: clocks, token rules, query parsing.
+//! Small helpers shared by the endpoints: clocks, token rules, query parsing,
+//! locks. A leaf: it imports nothing from the crate.
 
 use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
@@ -115,6 +117,12 @@ pub fn redacted_query(query: &BTreeMap<String, String>) -> BTreeMap<String, Stri
         .filter(|(k, _)| !matches!(k.as_str(), "token" | "key" | "api_key" | "access_token"))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+/// Locks a mutex, recovering from poisoning: a panicking session must not
+/// take the whole control API down with it.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Truncates to at most `max` bytes on a UTF-8 character boundary (close

@@ -91,7 +91,7 @@ async fn audio_after_close_stream_is_recorded_but_not_finalized() {
     assert_eq!(us(&msgs.last().unwrap()["duration"]), 500_000);
 }
 
-fn counter_finals(msgs: &[Value]) -> Vec<(String, i64, i64)> {
+fn results_finals(msgs: &[Value]) -> Vec<(String, i64, i64)> {
     msgs.iter()
         .filter(|m| m["type"] == "Results" && m["is_final"] == true)
         .map(|m| {
@@ -115,7 +115,7 @@ async fn counter_engine_names_the_positions_each_final_covers() {
     let msgs = stream_and_close(&mut ws, &pcm, 16_000, Duration::from_secs(5)).await;
     assert_finals_tile(&msgs, 25_600, 16_000);
     assert_eq!(
-        counter_finals(&msgs),
+        results_finals(&msgs),
         vec![
             ("pos 0-8000 pos 6400-14400".to_string(), 0, 1_000_000),
             (
@@ -154,78 +154,118 @@ async fn counter_is_also_the_server_default_with_engine_counter() {
         Duration::from_secs(5),
     )
     .await;
-    let texts: Vec<String> = counter_finals(&msgs).into_iter().map(|f| f.0).collect();
+    let texts: Vec<String> = results_finals(&msgs).into_iter().map(|f| f.0).collect();
     assert_eq!(texts, ["pos 32000-48000", "pos 48000-56000"]);
 }
 
-/// Omi segments carry `start`/`end` in seconds of this socket's audio:
-/// monotonic, never overlapping, and the empty (silence) finals are not
-/// sent, so nothing but `ping` arrives while nobody speaks.
-#[tokio::test]
-async fn omi_segments_are_socket_audio_time_and_do_not_overlap() {
-    let srv = start().await;
-    let url = "/v4/web/listen?language=en&sample_rate=16000&codec=pcm16&channels=1&engine=counter";
-    let mut ws = connect_ok(&srv.ws_url(url)).await;
+async fn omi(srv: &TestServer, engine: &str) -> Ws {
+    let url = format!(
+        "/v4/web/listen?language=en&sample_rate=16000&codec=pcm16&channels=1&engine={engine}"
+    );
+    let mut ws = connect_ok(&srv.ws_url(&url)).await;
     send_text(&mut ws, r#"{"type":"auth","token":"tok"}"#).await;
     assert_eq!(next_json(&mut ws).await["success"], true);
     assert_eq!(next_json(&mut ws).await["status"], "ready");
+    ws
+}
+
+/// Reads Omi segments until `n` arrived: `(id, text, start us, end us)`.
+async fn omi_segments(ws: &mut Ws, n: usize) -> Vec<(String, String, i64, i64)> {
+    let mut segs = Vec::new();
+    while segs.len() < n {
+        let v = next_json(ws).await;
+        for s in v.as_array().expect("segment array") {
+            segs.push((
+                s["id"].as_str().unwrap().to_string(),
+                s["text"].as_str().unwrap().to_string(),
+                us(&s["start"]),
+                us(&s["end"]),
+            ));
+        }
+    }
+    segs
+}
+
+/// Nothing but `ping` for `ms`.
+async fn only_pings_for(ws: &mut Ws, ms: u64) -> usize {
+    let t0 = std::time::Instant::now();
+    let mut pings = 0;
+    while t0.elapsed() < Duration::from_millis(ms) {
+        match next(ws, Duration::from_millis(100)).await {
+            Got::Text(t) if t == "ping" => pings += 1,
+            Got::Timeout => {}
+            other => panic!("nothing but ping expected, got {other:?}"),
+        }
+    }
+    pings
+}
+
+/// Omi segments are the non-empty finals, exactly those Deepgram gives for
+/// the same audio (one tiling, in this socket's audio time), so they are
+/// ordered, never overlap, and each confirms only audio whose words it
+/// carries. They need no flush (Omi has none): the meter ends a run after
+/// 300 ms of quiet, and the pause after it is covered by no segment.
+/// Before: every interim was a segment too (updating one id), and clients,
+/// which take each segment's end as proof that the audio before it was
+/// processed and each segment as final, confirmed audio whose words were
+/// still to come and showed every update as another final.
+#[tokio::test]
+async fn omi_segments_are_the_non_empty_finals_and_need_no_flush() {
+    let srv = start().await;
+    let mut pcm = fixture("speech-a-16k.wav").pcm;
+    pcm.extend(tone(0.5, 0.0, 16_000));
+    let mut ws = connect_ok(&srv.ws_url(Q)).await;
+    let msgs = stream_and_close(&mut ws, &pcm, 16_000, Duration::from_secs(10)).await;
+    let want: Vec<(String, i64, i64)> = results_finals(&msgs)
+        .into_iter()
+        .filter(|f| !f.0.is_empty())
+        .collect();
+    assert!(want.len() >= 2, "{want:?}");
+
+    let mut ws = omi(&srv, "meter").await;
+    for c in pcm.chunks(3200) {
+        send_bin(&mut ws, c).await;
+    }
+    let segs = omi_segments(&mut ws, want.len()).await;
+    let got: Vec<(String, i64, i64)> = segs
+        .iter()
+        .map(|(_, t, s, e)| (t.clone(), *s, *e))
+        .collect();
+    assert_eq!(got, want);
+    let ids: std::collections::BTreeSet<&String> = segs.iter().map(|s| &s.0).collect();
+    assert_eq!(ids.len(), segs.len(), "one segment per final: {segs:#?}");
+    only_pings_for(&mut ws, 500).await;
+
+    // The counter: one segment per second of audio, named by the stream
+    // positions it carries; the last half second waits for a final that
+    // only a flush would bring, so no segment claims it.
+    let mut ws = omi(&srv, "counter").await;
     for c in encode_bytes(48_000, 88_000).chunks(3200) {
         send_bin(&mut ws, c).await;
     }
-    let mut segs = Vec::new();
-    while segs.len() < 8 + 2 {
-        let v = next_json(&mut ws).await;
-        segs.push(v.as_array().expect("segment array")[0].clone());
-    }
-    let finals: Vec<(&str, f64, f64)> = segs
-        .windows(2)
-        .filter(|w| w[0]["id"] != w[1]["id"])
-        .map(|w| {
-            (
-                w[0]["text"].as_str().unwrap(),
-                w[0]["start"].as_f64().unwrap(),
-                w[0]["end"].as_f64().unwrap(),
-            )
-        })
+    let segs = omi_segments(&mut ws, 2).await;
+    let got: Vec<(&str, i64, i64)> = segs
+        .iter()
+        .map(|(_, t, s, e)| (t.as_str(), *s, *e))
         .collect();
     assert_eq!(
-        finals,
-        vec![("pos 48000-64000", 0.0, 1.0), ("pos 64000-80000", 1.0, 2.0)],
-        "{segs:#?}"
+        got,
+        vec![
+            ("pos 48000-64000", 0, 1_000_000),
+            ("pos 64000-80000", 1_000_000, 2_000_000)
+        ]
     );
-    let mut prev_end = 0.0;
-    for w in segs.windows(2) {
-        let (s, e) = (
-            w[0]["start"].as_f64().unwrap(),
-            w[0]["end"].as_f64().unwrap(),
-        );
-        assert!(s >= prev_end - 1e-9 && e >= s, "{segs:#?}");
-        if w[0]["id"] != w[1]["id"] {
-            prev_end = e;
-        } else {
-            assert_eq!(w[0]["start"], w[1]["start"], "an id keeps its start");
-        }
-    }
+    only_pings_for(&mut ws, 500).await;
 
     // Silence on the meter: only pings, no segments.
-    let url = "/v4/web/listen?sample_rate=16000&codec=pcm16&engine=meter";
-    let mut ws = connect_ok(&srv.ws_url(url)).await;
-    send_text(&mut ws, r#"{"type":"auth","token":"tok"}"#).await;
-    next_json(&mut ws).await;
-    next_json(&mut ws).await;
+    let mut ws = omi(&srv, "meter").await;
     for c in tone(2.5, 0.0, 16_000).chunks(3200) {
         send_bin(&mut ws, c).await;
     }
-    let t0 = std::time::Instant::now();
-    let mut pings = 0;
-    while t0.elapsed() < Duration::from_millis(700) {
-        match next(&mut ws, Duration::from_millis(100)).await {
-            Got::Text(t) if t == "ping" => pings += 1,
-            Got::Timeout => {}
-            other => panic!("nothing but ping during silence, got {other:?}"),
-        }
-    }
-    assert!(pings >= 1, "the 300 ms test ping keeps coming");
+    assert!(
+        only_pings_for(&mut ws, 700).await >= 1,
+        "the 300 ms test ping keeps coming"
+    );
 }
 
 /// The generic endpoint's transcript times are stream time: a resumed

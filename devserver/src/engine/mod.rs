@@ -5,6 +5,9 @@
 pub mod counter;
 pub mod meter;
 pub mod pocketsphinx;
+mod recognizer;
+
+pub use recognizer::{RecEvent, Recognizer, Transcript, Word};
 
 use std::sync::Arc;
 use std::thread;
@@ -47,105 +50,12 @@ impl EngineKind {
             "meter" => Ok(EngineKind::Meter),
             "counter" => Ok(EngineKind::Counter),
             "pocketsphinx" if pocketsphinx::AVAILABLE => Ok(EngineKind::Pocketsphinx),
-            "pocketsphinx" => Err(
-                "engine pocketsphinx is unavailable: devserver was built without libpocketsphinx \
-                 (install libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pkg-config and rebuild)"
-                    .into(),
-            ),
-            other => Err(format!("unknown engine {other:?} (expected meter, pocketsphinx or counter)")),
+            "pocketsphinx" => Err(pocketsphinx::UNAVAILABLE.into()),
+            other => Err(format!(
+                "unknown engine {other:?} (expected meter, pocketsphinx or counter)"
+            )),
         }
     }
-}
-
-/// One recognised word, times in seconds from the stream start.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Word {
-    pub word: String,
-    pub start: f64,
-    pub end: f64,
-    pub confidence: f64,
-}
-
-/// A transcript, interim or final. Times are seconds from the stream start.
-///
-/// Out of the worker, finals tile the stream: the first starts at the
-/// worker's start, each next one where the previous ended, and the flush
-/// final ends at the last frame received. Every `start`/`end` is computed
-/// from an integer frame count by one function ([`Worker::secs`]), so equal
-/// frames give bit-identical times.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Transcript {
-    pub text: String,
-    pub start: f64,
-    pub end: f64,
-    pub is_final: bool,
-    /// The speaker stopped (end of an utterance detected in the audio).
-    pub speech_final: bool,
-    /// Produced by an explicit flush (Deepgram `Finalize`/`CloseStream`).
-    pub from_finalize: bool,
-    pub confidence: f64,
-    pub words: Vec<Word>,
-}
-
-impl Transcript {
-    /// A transcript whose words are spread evenly over `[start, end]`: the
-    /// engines here do not report word timings, and clients only need
-    /// plausible, ordered ones.
-    pub fn new(text: String, start: f64, end: f64, is_final: bool, confidence: f64) -> Transcript {
-        let tokens: Vec<&str> = text.split_whitespace().collect();
-        let step = if tokens.is_empty() {
-            0.0
-        } else {
-            (end - start) / tokens.len() as f64
-        };
-        let words = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, w)| Word {
-                word: w.to_lowercase(),
-                start: start + step * i as f64,
-                end: start + step * (i + 1) as f64,
-                confidence,
-            })
-            .collect();
-        Transcript {
-            text,
-            start,
-            end,
-            is_final,
-            speech_final: false,
-            from_finalize: false,
-            confidence,
-            words,
-        }
-    }
-}
-
-/// What a recogniser reports. Times are seconds of the recogniser's own
-/// audio (at its own rate, from its first sample).
-#[derive(Debug, Clone, PartialEq)]
-pub enum RecEvent {
-    Transcript(Transcript),
-    /// Speech began at this time (meter: a speech run starts; pocketsphinx:
-    /// its in-speech flag goes true).
-    SpeechStarted(f64),
-}
-
-/// A recogniser fed with mono samples at its own rate.
-///
-/// Its utterance times are only advice: the worker maps them onto a tiling
-/// of the stream (see [`Worker`]), moving boundaries where needed.
-pub trait Recognizer: Send {
-    /// The sample rate it wants.
-    fn sample_rate(&self) -> u32;
-    /// Consumes samples; pushes any events they produce, in order.
-    fn feed(&mut self, samples: &[i16], out: &mut Vec<RecEvent>);
-    /// Ends the current utterance now; pushes its final transcript, if any.
-    fn flush(&mut self, out: &mut Vec<RecEvent>);
-    /// Whether an utterance is in progress, i.e. its final is still to
-    /// come. While it is, the worker keeps clients fed with interims rather
-    /// than closing the gap with an empty final.
-    fn in_utterance(&self) -> bool;
 }
 
 /// Per-connection engine parameters.
@@ -157,9 +67,12 @@ pub struct EngineSpec {
     pub channels: u16,
     /// JSGF grammar text (pocketsphinx only).
     pub grammar: Option<Arc<str>>,
-    /// Stream time of the first byte this worker will see, in seconds (the
-    /// generic endpoint resumes streams in the middle).
-    pub base_secs: f64,
+    /// Stream position, in input frames, of the first frame this worker
+    /// will see (the generic endpoint starts a stream's worker in the
+    /// middle when the stream resumes). Times are `(base_frames + frames) /
+    /// sample_rate`, so two workers meeting at a frame give it the same
+    /// time, bit for bit.
+    pub base_frames: u64,
     /// Emit [`EngineOut::UtteranceEnd`] once this many milliseconds of audio
     /// passed after the last word without a new one (Deepgram's
     /// `utterance_end_ms`).
@@ -174,10 +87,14 @@ pub enum EngineIn {
     /// Finalize everything received so far; answered with `Flushed` after
     /// the finals, the last of which ends at the last frame received.
     Flush,
+    /// This many bytes of the stream will never come (the client dropped
+    /// them and said so with `seek`): the clock moves on past them, so the
+    /// times of what follows stay stream time.
+    Skip(u64),
 }
 
 /// Output of an engine worker.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum EngineOut {
     Transcript(Transcript),
     /// Speech started at `at` (stream seconds).
@@ -255,6 +172,10 @@ enum Place {
     Flush,
     /// The flush's last final: extended to the last frame received.
     FlushLast,
+    /// Cut by a gap in the stream (not asked for: not `from_finalize`).
+    Cut,
+    /// The last final before a gap: extended to where the gap starts.
+    CutLast,
 }
 
 /// Adapts the incoming stream (any rate, any channel count, byte frames that
@@ -278,12 +199,19 @@ enum Place {
 /// - **A flush finalizes everything received:** the recogniser's pending
 ///   finals, the last of them extended to the last frame received (or an
 ///   empty final there), all `from_finalize`.
+/// - **A gap** ([`EngineIn::Skip`]) finalizes what came before it the same
+///   way (not `from_finalize`), then moves the clock on by the gap and
+///   covers it with an empty final: the recogniser never hears the gap, so
+///   its own times are shifted by the frames skipped so far.
 struct Worker {
     spec: EngineSpec,
     rec: Option<Box<dyn Recognizer>>,
     carry: Vec<u8>,
-    /// Input frames (one sample per channel) seen so far.
+    /// Input frames (one sample per channel) seen so far, gaps included.
     frames_in: u64,
+    /// Frames of gaps ([`EngineIn::Skip`]): in `frames_in`, never given to
+    /// the recogniser, whose times are that much behind the stream's.
+    skipped: u64,
     /// Where the last final ended, in input frames: the next final starts here.
     final_end: u64,
     /// Input frame count at the last emitted result.
@@ -306,6 +234,7 @@ impl Worker {
             rec: None,
             carry: Vec::new(),
             frames_in: 0,
+            skipped: 0,
             final_end: 0,
             last_result_frame: 0,
             interim: None,
@@ -321,12 +250,12 @@ impl Worker {
 
     /// Stream seconds of an input frame count: the only place times are made.
     fn secs(&self, frames: u64) -> f64 {
-        self.spec.base_secs + frames as f64 / self.rate() as f64
+        (self.spec.base_frames + frames) as f64 / self.rate() as f64
     }
 
     /// The input frame nearest to a recogniser time, within what was received.
     fn frame_of(&self, rec_secs: f64) -> u64 {
-        let f = (rec_secs.max(0.0) * self.rate() as f64).round() as u64;
+        let f = (rec_secs.max(0.0) * self.rate() as f64).round() as u64 + self.skipped;
         f.min(self.frames_in)
     }
 
@@ -346,37 +275,65 @@ impl Worker {
         match msg {
             EngineIn::Audio(bytes) => self.audio(&bytes, out)?,
             EngineIn::Flush => self.flush(out),
+            EngineIn::Skip(bytes) => self.skip(bytes, out),
         }
         Ok(())
     }
 
     fn flush(&mut self, out: &mut Vec<EngineOut>) {
-        let Some(rec) = self.rec.as_mut() else {
+        if self.rec.is_none() {
             // No audio ever arrived: nothing to finalize.
             return;
-        };
-        let mut raw = Vec::new();
-        rec.flush(&mut raw);
-        let last_final = raw
-            .iter()
-            .rposition(|e| matches!(e, RecEvent::Transcript(t) if t.is_final));
-        for (i, ev) in raw.into_iter().enumerate() {
-            let place = if Some(i) == last_final {
-                Place::FlushLast
-            } else {
-                Place::Flush
-            };
-            self.place(ev, place, out);
         }
-        if last_final.is_none() {
+        if !self.finalize(Place::Flush, Place::FlushLast, out) {
             // Silence (or nothing new) since the last final: an empty
             // final still answers the flush and ends at the last frame.
             let mut t = self.tile(None, self.frames_in, true);
             t.from_finalize = true;
             self.push(t, out);
         }
+    }
+
+    /// Ends the recogniser's utterance and places its finals, the last one
+    /// extended to the last frame received. False when it had none.
+    fn finalize(&mut self, each: Place, last: Place, out: &mut Vec<EngineOut>) -> bool {
+        let mut raw = Vec::new();
+        if let Some(rec) = self.rec.as_mut() {
+            rec.flush(&mut raw);
+        }
+        let last_final = raw
+            .iter()
+            .rposition(|e| matches!(e, RecEvent::Transcript(t) if t.is_final));
+        for (i, ev) in raw.into_iter().enumerate() {
+            let place = if Some(i) == last_final { last } else { each };
+            self.place(ev, place, out);
+        }
         self.interim = None;
         self.last_result_frame = self.frames_in;
+        last_final.is_some()
+    }
+
+    /// A gap of `bytes` in the stream: what came before is finalized (the
+    /// recogniser will never hear its continuation), the clock moves on,
+    /// and an empty final covers the gap, so finals still tile and the
+    /// times of what follows are stream time.
+    fn skip(&mut self, bytes: u64, out: &mut Vec<EngineOut>) {
+        if !self.finalize(Place::Cut, Place::CutLast, out) && self.frames_in > self.final_end {
+            let t = self.tile(None, self.frames_in, true);
+            self.push(t, out);
+        }
+        // A sample split by the gap is completed by it: the bytes that
+        // follow start where the gap ends.
+        let frame = 2 * u64::from(self.spec.channels.max(1));
+        let total = self.carry.len() as u64 + bytes;
+        self.carry = vec![0; (total % frame) as usize];
+        let frames = total / frame;
+        self.frames_in += frames;
+        self.skipped += frames;
+        if frames > 0 {
+            let t = self.tile(None, self.frames_in, true);
+            self.push(t, out);
+        }
     }
 
     fn audio(&mut self, bytes: &[u8], out: &mut Vec<EngineOut>) -> Result<(), String> {
@@ -459,11 +416,11 @@ impl Worker {
             }
             RecEvent::Transcript(src) if src.is_final => {
                 let end = match place {
-                    Place::FlushLast => self.frames_in,
+                    Place::FlushLast | Place::CutLast => self.frames_in,
                     _ => self.frame_of(src.end).max(self.final_end),
                 };
                 let mut t = self.tile(Some(&src), end, true);
-                t.from_finalize = place != Place::AsReported;
+                t.from_finalize = matches!(place, Place::Flush | Place::FlushLast);
                 self.interim = None;
                 self.push(t, out);
             }
@@ -558,7 +515,7 @@ mod tests {
             sample_rate: rate,
             channels,
             grammar: None,
-            base_secs: 0.0,
+            base_frames: 0,
             utterance_end_ms: None,
         }
     }
@@ -756,6 +713,105 @@ mod tests {
         let texts: Vec<&str> = finals.iter().map(|t| t.text.as_str()).collect();
         assert_eq!(texts, vec!["pos 0-44100", "pos 44100-50000"]);
         assert_eq!(finals[1].end, 50_000.0 / 44_100.0);
+    }
+
+    fn counter_worker(base_frames: u64) -> Worker {
+        let mut s = spec(16_000, 1);
+        s.kind = EngineKind::Counter;
+        s.base_frames = base_frames;
+        Worker::new(s)
+    }
+
+    fn finals_of(out: &[EngineOut]) -> Vec<(String, f64, f64, bool)> {
+        transcripts(out)
+            .into_iter()
+            .filter(|t| t.is_final)
+            .map(|t| (t.text.clone(), t.start, t.end, t.from_finalize))
+            .collect()
+    }
+
+    /// Before: the generic endpoint never told the worker about a `seek`
+    /// gap, so every time after it lagged stream time by the gap (the
+    /// second second of audio here came out as 1.5-2.5 s). Now the audio
+    /// before the gap is finalized (not `from_finalize`: nobody asked), an
+    /// empty final covers the gap, and what follows is at its stream time.
+    #[test]
+    fn a_gap_moves_the_clock_on_and_the_finals_still_tile() {
+        let mut w = counter_worker(0);
+        let mut out = Vec::new();
+        feed(&mut w, &counter::encode_bytes(0, 24_000), 3200, &mut out);
+        w.skip(2 * 16_000, &mut out);
+        feed(
+            &mut w,
+            &counter::encode_bytes(40_000, 56_000),
+            3200,
+            &mut out,
+        );
+        w.flush(&mut out);
+        assert_tiles(&out);
+        let s = |t: &str| t.to_string();
+        assert_eq!(
+            finals_of(&out),
+            vec![
+                (s("pos 0-16000"), 0.0, 1.0, false),
+                (s("pos 16000-24000"), 1.0, 1.5, false),
+                (s(""), 1.5, 2.5, false),
+                (s("pos 40000-56000"), 2.5, 3.5, false),
+                (s(""), 3.5, 3.5, true),
+            ]
+        );
+        let first_interim_after_gap = transcripts(&out)
+            .into_iter()
+            .find(|t| !t.is_final && t.start >= 2.5)
+            .unwrap();
+        assert_eq!(first_interim_after_gap.text, "pos 40000-44000");
+        assert_eq!(first_interim_after_gap.end, 2.75);
+    }
+
+    /// A gap that splits a sample completes it; the bytes after the gap
+    /// start a frame. A gap before any audio only moves the clock.
+    #[test]
+    fn a_gap_counts_in_bytes_and_may_come_first() {
+        let mut w = counter_worker(0);
+        let mut out = Vec::new();
+        w.skip(2 * 8_000, &mut out);
+        assert_eq!(finals_of(&out), vec![(String::new(), 0.0, 0.5, false)]);
+        w.audio(&[0], &mut out).unwrap();
+        w.skip(3, &mut out);
+        assert_eq!((w.frames_in, w.carry.len()), (8_002, 0));
+        feed(
+            &mut w,
+            &counter::encode_bytes(8_002, 16_002),
+            3200,
+            &mut out,
+        );
+        w.flush(&mut out);
+        assert_tiles(&out);
+        let last = finals_of(&out).pop().unwrap();
+        assert_eq!(last.0, "pos 8002-16002");
+        assert_eq!(last.2, 16_002.0 / 16_000.0);
+    }
+
+    /// A worker that starts in the middle of a stream (the generic
+    /// endpoint's, resumed) gives the frame where it starts the same time,
+    /// bit for bit, as the worker that ended there.
+    #[test]
+    fn a_worker_resumed_at_a_frame_continues_the_times_exactly() {
+        let mut a = counter_worker(0);
+        let mut out = Vec::new();
+        feed(&mut a, &counter::encode_bytes(0, 16_016), 3200, &mut out);
+        a.flush(&mut out);
+        let end = finals_of(&out).last().unwrap().2;
+        let mut b = counter_worker(16_016);
+        let mut out = Vec::new();
+        feed(
+            &mut b,
+            &counter::encode_bytes(16_016, 20_000),
+            3200,
+            &mut out,
+        );
+        b.flush(&mut out);
+        assert_eq!(transcripts(&out)[0].start.to_bits(), end.to_bits());
     }
 
     /// A recogniser that is in an utterance for as long as `speaking`, says

@@ -18,6 +18,11 @@ use super::Recognizer;
 /// Whether this build links libpocketsphinx.
 pub const AVAILABLE: bool = cfg!(has_pocketsphinx);
 
+/// Why `pocketsphinx` cannot be picked in a build without it.
+pub const UNAVAILABLE: &str = "engine pocketsphinx is unavailable: devserver was built without \
+     libpocketsphinx (install libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pkg-config \
+     and rebuild)";
+
 /// A built-in JSGF grammar over the phrases of the test fixtures
 /// (`tests/fixtures/hello.txt` and `speech-a.txt`), any number of them in
 /// any order. The espeak voices of the fixtures are recognised poorly with
@@ -41,7 +46,7 @@ pub fn builtin_grammar(name: &str) -> Option<&'static str> {
 
 #[cfg(not(has_pocketsphinx))]
 pub fn recognizer(_grammar: Option<Arc<str>>) -> Result<Box<dyn Recognizer>, String> {
-    Err(super::EngineKind::parse("pocketsphinx").expect_err("pocketsphinx is not built in"))
+    Err(UNAVAILABLE.into())
 }
 
 #[cfg(has_pocketsphinx)]
@@ -56,7 +61,7 @@ mod imp {
     use std::sync::{Arc, Mutex, Once};
 
     use crate::engine::{RecEvent, Recognizer, Transcript};
-    use crate::recording::lock;
+    use crate::util::lock;
 
     extern "C" {
         fn ps_args() -> *const c_void;

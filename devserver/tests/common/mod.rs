@@ -29,6 +29,7 @@ pub fn fast_timeouts() -> Timeouts {
         start: Duration::from_millis(500),
         ack: Duration::from_millis(100),
         close_handshake: Duration::from_secs(2),
+        stream_idle: Duration::from_secs(600),
     }
 }
 
