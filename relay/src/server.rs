@@ -308,8 +308,6 @@ where
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(handshake)
-        // One request per connection: nothing lingers to be drained.
-        .keep_alive(false)
         .serve_connection(TokioIo::new(io), svc)
         .with_upgrades();
     if let Err(e) = conn.await {
@@ -328,6 +326,10 @@ fn plain(status: StatusCode, body: &'static str) -> Res {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // One request per connection, so nothing lingers to be drained. (Not
+    // `keep_alive(false)` on the builder: hyper would then turn the 101's
+    // `Connection: upgrade` into `close`.)
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     r
 }
 
@@ -343,7 +345,8 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>, peer: SocketAddr, ma
             Err(why) => plain(StatusCode::SERVICE_UNAVAILABLE, why),
         },
         (&Method::GET, "/metrics") if shared.metrics_on_main || !main => {
-            let mut r = Response::new(Full::new(Bytes::from(shared.metrics.render())));
+            let mut r = plain(StatusCode::OK, "");
+            *r.body_mut() = Full::new(Bytes::from(shared.metrics.render()));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
