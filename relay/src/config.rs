@@ -239,7 +239,7 @@ impl Config {
             "RELAY_MAX_CONNECTIONS_PER_SUBJECT",
             l.max_connections_per_subject,
             1,
-            l.max_connections,
+            1_000_000,
         )?;
         check_range(
             "--max-session",
@@ -512,7 +512,7 @@ mod tests {
             "--max-connections (RELAY_MAX_CONNECTIONS): must be between 1 and 1000000, got 0"
         );
         c.limits.max_connections = 10;
-        c.limits.max_connections_per_subject = 11;
+        c.limits.max_connections_per_subject = 0;
         assert!(err(&c).starts_with("--max-connections-per-subject"));
         c.limits.max_connections_per_subject = 2;
         c.limits.idle_timeout = Duration::from_secs(7200);
