@@ -347,9 +347,8 @@ pub(crate) async fn close_and_wait<S: AsyncRead + AsyncWrite + Unpin>(
         code: CloseCode::from(code),
         reason: truncate_utf8(reason, 123).to_string().into(),
     };
-    match tokio::time::timeout(wait, ws.send(Message::Close(Some(frame)))).await {
-        Ok(Ok(())) => drain_ws(ws, wait).await,
-        _ => {}
+    if let Ok(Ok(())) = tokio::time::timeout(wait, ws.send(Message::Close(Some(frame)))).await {
+        drain_ws(ws, wait).await;
     }
 }
 

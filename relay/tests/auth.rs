@@ -110,7 +110,14 @@ async fn a_valid_token_streams_end_to_end_by_each_carrier() {
     let relay = start_relay(config(&up.url())).await;
     let t = token("alice");
     let bearer = format!("Bearer {t}");
-    let cases: [(&[&str], String, &[(&str, &str)], Option<&str>); 4] = [
+    // (subprotocols, query, headers, selected subprotocol)
+    type Case<'a> = (
+        &'a [&'a str],
+        String,
+        &'a [(&'a str, &'a str)],
+        Option<&'a str>,
+    );
+    let cases: [Case; 4] = [
         (&["token", &t], String::new(), &[], Some("token")),
         (&["bearer", &t], String::new(), &[], Some("bearer")),
         (&[], format!("&token={t}"), &[], None),
