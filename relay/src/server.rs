@@ -147,10 +147,15 @@ impl Relay {
         };
         let (drain_tx, drain_rx) = watch::channel(false);
         let limits = &config.limits;
+        // 16 KiB read buffers instead of tungstenite's 128 KiB: audio
+        // frames are a few KiB, and two buffers per session at 128 KiB made
+        // a 500-session relay weigh ~140 MiB.
         let client_ws = WebSocketConfig::default()
+            .read_buffer_size(16 << 10)
             .max_message_size(Some(limits.max_message_bytes))
             .max_frame_size(Some(limits.max_message_bytes));
         let upstream_ws = WebSocketConfig::default()
+            .read_buffer_size(16 << 10)
             .max_message_size(Some(64 << 20))
             .max_frame_size(Some(64 << 20));
         let shared = Arc::new(Shared {

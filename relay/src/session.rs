@@ -219,7 +219,6 @@ where
     let send_stall = close_wait;
     let up_bytes = shared.metrics.bytes.with_label_values(&["up"]);
     let down_bytes = shared.metrics.bytes.with_label_values(&["down"]);
-    let deadline = started + limits.max_session;
     let mut last_client = Instant::now();
     let (mut up, mut down) = (0u64, 0u64);
     let end = |side, code, up, down| End {
@@ -228,13 +227,28 @@ where
         up,
         down,
     };
+    // The timers and the drain watch live across iterations: created per
+    // iteration, each frame would register and cancel two timer entries in
+    // the runtime's shared timer wheel. The idle timer is re-armed only
+    // when it fires early (a frame came since it was set).
+    let idle = sleep_until(last_client + limits.idle_timeout);
+    let deadline = sleep_until(started + limits.max_session);
+    let drained = wait_drain(drain);
+    tokio::pin!(idle, deadline, drained);
     loop {
         let ev = tokio::select! {
             m = client.next() => Ev::Client(m),
             m = upstream.next() => Ev::Upstream(m),
-            _ = sleep_until(last_client + limits.idle_timeout) => Ev::Idle,
-            _ = sleep_until(deadline) => Ev::Deadline,
-            _ = wait_drain(drain) => Ev::Drain,
+            _ = &mut idle => {
+                let due = last_client + limits.idle_timeout;
+                if due > Instant::now() {
+                    idle.as_mut().reset(due);
+                    continue;
+                }
+                Ev::Idle
+            }
+            _ = &mut deadline => Ev::Deadline,
+            _ = &mut drained => Ev::Drain,
         };
         match ev {
             Ev::Client(Some(Ok(msg))) => {
