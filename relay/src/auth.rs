@@ -126,7 +126,6 @@ impl TokenVerifier {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::Malformed);
         }
-        let mut last = AuthError::BadSignature;
         for key in &self.keys {
             match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
                 Ok(data) => {
@@ -139,27 +138,27 @@ impl TokenVerifier {
                     }
                     return Ok(c);
                 }
+                // Maybe the previous key signed it.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm
+                    ) => {}
+                // Claims are checked only after the signature, so the
+                // signature was good and another key will not do better.
                 Err(e) => {
-                    last = match e.kind() {
-                        ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => {
-                            // Maybe the previous key signed it.
-                            last = AuthError::BadSignature;
-                            continue;
-                        }
+                    return Err(match e.kind() {
                         ErrorKind::ExpiredSignature => AuthError::Expired,
                         ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                         ErrorKind::InvalidAudience => AuthError::WrongAudience,
                         ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
                         ErrorKind::MissingRequiredClaim(_) => AuthError::MissingClaim,
                         _ => AuthError::Malformed,
-                    };
-                    // The signature was good (claims are checked after
-                    // it), so another key will not do better.
-                    return Err(last);
+                    })
                 }
             }
         }
-        Err(last)
+        Err(AuthError::BadSignature)
     }
 }
 
