@@ -223,6 +223,9 @@ test("a rolling restart of two relays loses no audio (1012 drain, reconnect, res
     return { code: s.code, stats: s.stats, sent: rt.sent, states: rt.states, dropped: rt.dropped, errors: rt.errors };
   });
   assert.equal(summary.code, 1000, JSON.stringify(summary));
+  // Each restart reached the client as a 1012 close frame, not a reset.
+  const restarts = summary.states.filter((s) => s === 'reconnecting (close 1012 "service restart")');
+  assert.equal(restarts.length, 2, summary.states.join(" → "));
   assert.deepEqual(summary.dropped, []);
   assert.equal(summary.stats.bytesDropped, 0);
   assert.deepEqual(problems, []);
