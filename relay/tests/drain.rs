@@ -75,7 +75,7 @@ async fn a_client_that_never_answers_cannot_stall_the_drain_past_its_bound() {
     let took = t0.elapsed();
     assert_eq!((summary.drained, summary.abandoned), (1, 1));
     assert!(
-        took >= Duration::from_millis(450) && took < Duration::from_secs(2),
+        took >= Duration::from_millis(450) && took < Duration::from_secs(4),
         "{took:?}"
     );
     drop(tcp);
