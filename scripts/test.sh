@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # THE test command (`npm test`): formatting, lints, native tests of the core
 # and the devserver, the package build and its typings, then the browser
-# suites (Chromium, Firefox, WebKitGTK) and the end-to-end demo test.
+# suites (Chromium, Firefox, WebKitGTK), the end-to-end demo test and the
+# relay's rolling-restart test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PWD/node_modules/.bin:$PATH"
@@ -18,7 +19,7 @@ if cargo tree -p resilient-transcriber --target x86_64-unknown-linux-gnu -e norm
   echo "a web crate is reachable from the native build of the core" >&2
   exit 1
 fi
-step "cargo test (core + devserver)"
+step "cargo test (core + devserver + relay)"
 cargo test --workspace
 step "package build and its size"
 bash scripts/build.sh
@@ -28,3 +29,6 @@ step "browser tests"
 bash scripts/test-browsers.sh
 step "end-to-end: the demo in headless Chromium with a fake microphone"
 node --test tests/e2e/
+step "relay: a rolling restart of two relays behind a proxy loses no audio (headless Chromium)"
+cargo build --quiet -p devserver -p resilient-relay
+node --test tests/relay/

@@ -18,9 +18,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the dev server (static files, /v1/listen, /v4/web/listen, /v1/stream, /control).
     Serve(ServeArgs),
-    /// Relay WebSockets to an upstream, adding credentials from the environment
-    /// (RELAY_AUTH_HEADER or DEEPGRAM_API_KEY) and forwarding close codes.
-    Relay(RelayArgs),
+    /// Run the production relay (the `resilient-relay` binary, same options):
+    /// client tokens required unless --insecure-no-auth, the provider
+    /// credential from RELAY_AUTH_HEADER or DEEPGRAM_API_KEY, close codes
+    /// forwarded, 1012 drain on SIGTERM. See relay/README.md.
+    Relay(resilient_relay::cli::ServeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -55,15 +57,4 @@ pub struct ServeArgs {
     /// the built-in fixture grammar with ?grammar=hello).
     #[arg(long, value_name = "FILE")]
     pub grammar: Option<PathBuf>,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct RelayArgs {
-    /// Address to listen on, e.g. 127.0.0.1:8788.
-    #[arg(long, default_value = "127.0.0.1:8788")]
-    pub listen: String,
-    /// Upstream base URL, ws:// or wss://; the client's path and query are
-    /// appended to it.
-    #[arg(long)]
-    pub upstream: String,
 }

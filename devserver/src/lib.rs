@@ -4,8 +4,8 @@
 //! transcription wire protocols (Deepgram's `/v1/listen`, Omi's
 //! `/v4/web/listen`, and the project's resumable `/v1/stream`, see
 //! `docs/protocol.md`), records what every session received, injects network
-//! faults on command through `/control/*`, and can run as a relay in front of
-//! a real upstream (`relay`). The library target exists so integration tests
+//! faults on command through `/control/*`; `devserver relay` runs the
+//! production relay (the `resilient-relay` crate). The library target exists so integration tests
 //! can start a server in-process on port 0:
 //!
 //! ```no_run
@@ -30,7 +30,6 @@ mod http;
 mod omi;
 mod params;
 pub mod recording;
-pub mod relay;
 mod stream;
 pub mod util;
 pub mod wav;

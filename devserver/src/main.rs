@@ -12,7 +12,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::Relay(args) => relay(args).await,
+        Command::Relay(args) => resilient_relay::cli::serve(&args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -56,15 +56,6 @@ async fn serve(args: devserver::cli::ServeArgs) -> Result<(), String> {
     announce(server.local_addr());
     eprintln!("devserver: engine {}", engine.name());
     server.run().await;
-    Ok(())
-}
-
-async fn relay(args: devserver::cli::RelayArgs) -> Result<(), String> {
-    let relay = devserver::relay::Relay::bind(&args.listen, &args.upstream)
-        .await
-        .map_err(|e| e.to_string())?;
-    announce(relay.local_addr());
-    relay.run().await;
     Ok(())
 }
 
