@@ -45,6 +45,28 @@ impl Default for ReconnectConfig {
     }
 }
 
+/// Push-to-talk: what is kept while no utterance runs, and how long an
+/// ended utterance may wait for its final transcripts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PushToTalk {
+    /// Audio kept from before `beginUtterance()`, so the first syllable is
+    /// not cut (`pushToTalk.preRollMs`, default 300).
+    pub pre_roll: Duration,
+    /// `endUtterance()` resolves with what arrived, `timedOut: true`, when
+    /// the finals do not cover the utterance by then
+    /// (`pushToTalk.timeoutMs`, default 3000).
+    pub timeout: Duration,
+}
+
+impl Default for PushToTalk {
+    fn default() -> Self {
+        PushToTalk {
+            pre_roll: Duration::from_millis(300),
+            timeout: Duration::from_secs(3),
+        }
+    }
+}
+
 /// Everything a [`Session`](super::Session) needs to know.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -63,6 +85,12 @@ pub struct Config {
     pub language: Option<String>,
     /// Target sample rate of the PCM16 stream (`sampleRate`, default 16000).
     pub sample_rate: u32,
+    /// Audio channels, interleaved (`channels`, 1 or 2, default 1): with
+    /// two, channel 0 is the microphone and 1 the system audio.
+    pub channels: u16,
+    /// Push-to-talk (`pushToTalk`): audio reaches the stream only between
+    /// `beginUtterance()` and `endUtterance()`, plus the pre-roll.
+    pub push_to_talk: Option<PushToTalk>,
     /// Chunk length (`chunkMs`, default 100).
     pub chunk_ms: u32,
     /// Reconnection policy (`reconnect`).
@@ -102,6 +130,8 @@ impl Config {
             token_callback: false,
             language: None,
             sample_rate: 16_000,
+            channels: 1,
+            push_to_talk: None,
             chunk_ms: 100,
             reconnect: ReconnectConfig::default(),
             keepalive: None,
@@ -126,19 +156,20 @@ impl Config {
             .max(Duration::from_millis(1))
     }
 
-    /// Bytes of one full chunk of PCM16 mono at the target rate.
+    /// Bytes of one full chunk of PCM16 (all channels) at the target rate.
     pub fn chunk_bytes(&self) -> usize {
         self.chunk_samples() * 2
     }
 
-    /// Samples in one full chunk.
+    /// Samples in one full chunk, all channels (whole frames).
     pub fn chunk_samples(&self) -> usize {
         (self.sample_rate as usize * self.chunk_ms as usize / 1000).max(1)
+            * usize::from(self.channels.max(1))
     }
 
-    /// PCM16 bytes per millisecond of audio at the target rate.
+    /// PCM16 bytes per millisecond of audio (wall time, all channels).
     pub fn bytes_per_ms(&self) -> f64 {
-        self.sample_rate as f64 * 2.0 / 1000.0
+        self.sample_rate as f64 * 2.0 * f64::from(self.channels.max(1)) / 1000.0
     }
 
     /// Checks every field; the error names the first bad one.
@@ -164,6 +195,38 @@ impl Config {
                 int(self.sample_rate.into()),
                 "8000..=48000",
             ));
+        }
+        if !(1..=2).contains(&self.channels) {
+            return Err(ConfigError::new(
+                "channels",
+                int(self.channels.into()),
+                "1 or 2 (microphone, system audio)",
+            ));
+        }
+        let max = self.provider.wire().max_channels();
+        if self.channels > max {
+            return Err(ConfigError::new(
+                "channels",
+                int(self.channels.into()),
+                [
+                    "at most ",
+                    &int(max.into()),
+                    " with provider \"",
+                    self.provider.as_str(),
+                    "\" (its endpoint transcribes one channel)",
+                ]
+                .concat(),
+            ));
+        }
+        if let Some(p) = &self.push_to_talk {
+            if p.pre_roll > Duration::from_secs(10) {
+                return Err(ConfigError::new(
+                    "pushToTalk.preRollMs",
+                    ms(p.pre_roll),
+                    "0..=10000",
+                ));
+            }
+            positive("pushToTalk.timeoutMs", p.timeout)?;
         }
         if !(10..=1000).contains(&self.chunk_ms) {
             return Err(ConfigError::new(

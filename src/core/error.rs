@@ -64,6 +64,10 @@ pub enum UsageError {
     Closed,
     /// A token arrived although none was requested. Ignored.
     UnexpectedToken,
+    /// `beginUtterance()` while an utterance runs: end it first.
+    UtteranceActive,
+    /// `endUtterance()` with no utterance begun.
+    NoUtterance,
 }
 
 impl UsageError {
@@ -73,6 +77,10 @@ impl UsageError {
             UsageError::AlreadyConnected => "connect() was already called on this client",
             UsageError::Closed => "the client is closed; create a new one to connect again",
             UsageError::UnexpectedToken => "a token arrived although none was requested",
+            UsageError::UtteranceActive => {
+                "beginUtterance() while an utterance runs; call endUtterance() first"
+            }
+            UsageError::NoUtterance => "endUtterance() without beginUtterance()",
         }
     }
 }

@@ -188,6 +188,29 @@ pub struct Dropped {
     pub reason: DropReason,
 }
 
+/// An utterance resolved (push-to-talk): its final transcripts, or what
+/// arrived by its deadline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UtteranceResult {
+    /// 1 for the first utterance of the session, then counting.
+    pub id: u64,
+    /// The finals' text, in order, joined with spaces.
+    pub text: String,
+    /// The final transcripts of the utterance's audio.
+    pub finals: Vec<Transcript>,
+    /// Where the utterance (with its pre-roll) starts, ms of stream time.
+    pub start_ms: f64,
+    /// Where it ends, ms of stream time.
+    pub end_ms: f64,
+    /// Milliseconds of audio in it.
+    pub audio_ms: f64,
+    /// From `endUtterance()` to this result, ms.
+    pub latency_ms: f64,
+    /// The finals did not cover it by `pushToTalk.timeoutMs` (or the
+    /// session ended first): these are what arrived.
+    pub timed_out: bool,
+}
+
 /// Everything the session reports to its user.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -205,6 +228,8 @@ pub enum Event {
     },
     /// A transcript arrived.
     Transcript(Transcript),
+    /// An ended utterance resolved.
+    Utterance(UtteranceResult),
     /// A server text message that is not a transcript (metadata, status,
     /// unknown shapes), verbatim.
     Message(String),
@@ -288,4 +313,8 @@ pub struct Stats {
     /// Final transcripts (or parts of them) not emitted because an earlier
     /// connection's finals already covered that stretch of the stream.
     pub duplicate_finals_suppressed: u64,
+    /// Push-to-talk: milliseconds of audio captured between utterances and
+    /// let go of (beyond the pre-roll): never part of the stream, so not
+    /// counted in `bytes_pushed` and not a loss.
+    pub audio_ms_gated: f64,
 }

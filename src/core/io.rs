@@ -138,6 +138,16 @@ pub enum Input<'a> {
     /// The answer to [`Output::RequestToken`] with the same id (or why it
     /// failed). Answers to older requests are ignored.
     Token(TokenRequest, Result<Credential, String>),
+    /// `beginUtterance()`: audio flows into the stream from now on (with
+    /// push-to-talk, after the pre-roll: at most `pre_roll`, default the
+    /// configured one).
+    BeginUtterance {
+        /// Pre-roll wanted, capped by `pushToTalk.preRollMs`.
+        pre_roll: Option<Duration>,
+    },
+    /// `endUtterance()`: the utterance's audio is complete; it is finalized
+    /// and resolves as [`Event::Utterance`](super::Event::Utterance).
+    EndUtterance,
     /// Audio captured but impossible to convert to the stream's format
     /// (for example an unsupported capture sample rate): this many samples
     /// at the target rate are reported dropped with reason `format`.

@@ -25,10 +25,11 @@ mod watchdog;
 
 pub use backoff::Backoff;
 pub use clock::{Clock, SLEEP_THRESHOLD};
-pub use config::{redact_url, validate_url, Config, Provider, ReconnectConfig};
+pub use config::{redact_url, validate_url, Config, Provider, PushToTalk, ReconnectConfig};
 pub use error::{ConfigError, UsageError};
 pub use event::{
-    DropReason, Dropped, ErrorCode, Event, State, StateChange, Stats, Transcript, Word,
+    DropReason, Dropped, ErrorCode, Event, State, StateChange, Stats, Transcript, UtteranceResult,
+    Word,
 };
 pub use io::{Credential, Frame, Input, Output, SocketId, TokenRequest, TokenScheme};
 pub use queue::{AudioQueue, Chunk};

@@ -25,7 +25,9 @@ pub const CLIENT_KEYS: &[&str] = &[
     "getToken",
     "language",
     "sampleRate",
+    "channels",
     "chunkMs",
+    "pushToTalk",
     "reconnect",
     "keepalive",
     "watchdog",
@@ -50,6 +52,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
     ("keepalive", &["intervalMs"]),
     ("watchdog", &["staleAfterMs", "stallAfterMs"]),
     ("buffer", &["ttlMs", "maxBytes", "replayRate"]),
+    ("pushToTalk", &["preRollMs", "timeoutMs"]),
 ];
 /// Options of `startMicrophone(options)`.
 pub const CAPTURE_KEYS: &[&str] = &[
@@ -284,6 +287,7 @@ impl<'a> Section<'a> {
                     "reconnect" => "reconnect.",
                     "keepalive" => "keepalive.",
                     "watchdog" => "watchdog.",
+                    "pushToTalk" => "pushToTalk.",
                     _ => "buffer.",
                 },
             })),
@@ -430,6 +434,9 @@ pub fn client_options(json: &str, seed: u64) -> Result<ClientOptions, OptionErro
     if let Some(n) = o.integer("sampleRate")? {
         cfg.sample_rate = n.min(f64::from(u32::MAX)) as u32;
     }
+    if let Some(n) = o.integer("channels")? {
+        cfg.channels = n.min(f64::from(u16::MAX)) as u16;
+    }
     if let Some(n) = o.integer("chunkMs")? {
         cfg.chunk_ms = n.min(f64::from(u32::MAX)) as u32;
     }
@@ -475,6 +482,25 @@ pub fn client_options(json: &str, seed: u64) -> Result<ClientOptions, OptionErro
             "watchdog" => {
                 s.ms("staleAfterMs", &mut cfg.stale_after)?;
                 s.ms("stallAfterMs", &mut cfg.stall_after)?;
+            }
+            "pushToTalk" => {
+                let mut p = super::config::PushToTalk::default();
+                // A pre-roll of 0 is allowed (no pre-roll): not `ms`.
+                if let Some(n) = s.number("preRollMs")? {
+                    if !(0.0..=10_000.0).contains(&n) {
+                        return Err(range_error(
+                            "pushToTalk.preRollMs",
+                            must(
+                                "pushToTalk.preRollMs",
+                                "a number of milliseconds in 0..=10000",
+                                &Js::Num(n),
+                            ),
+                        ));
+                    }
+                    p.pre_roll = Duration::from_millis(n.round() as u64);
+                }
+                s.ms("timeoutMs", &mut p.timeout)?;
+                cfg.push_to_talk = Some(p);
             }
             _ => {
                 s.ms("ttlMs", &mut cfg.ttl)?;

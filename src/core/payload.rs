@@ -8,7 +8,7 @@ use super::json::push_str;
 use super::text::{int, num};
 
 /// The event types `on`, `once` and `off` accept.
-pub const EVENT_TYPES: [&str; 8] = [
+pub const EVENT_TYPES: [&str; 10] = [
     "state",
     "open",
     "transcript",
@@ -17,6 +17,8 @@ pub const EVENT_TYPES: [&str; 8] = [
     "error",
     "close",
     "reconnecting",
+    "utterance",
+    "capture",
 ];
 
 /// A JSON object under construction.
@@ -114,6 +116,34 @@ fn transcript(t: &Transcript) -> String {
         .done()
 }
 
+/// A capture source started or ended (`capture` event): `source` is
+/// `"microphone"` or `"systemAudio"`, `state` `"started"` or `"ended"`. A
+/// source that ends does not stop the other: its channel carries silence.
+pub fn capture(source: &str, state: &str) -> String {
+    Obj::new().str("source", source).str("state", state).done()
+}
+
+fn utterance(u: &crate::core::event::UtteranceResult) -> String {
+    let mut finals = String::from("[");
+    for (i, t) in u.finals.iter().enumerate() {
+        if i > 0 {
+            finals.push(',');
+        }
+        finals.push_str(&transcript(t));
+    }
+    finals.push(']');
+    Obj::new()
+        .int("id", u.id)
+        .str("text", &u.text)
+        .raw("finals", &finals)
+        .num("startMs", u.start_ms)
+        .num("endMs", u.end_ms)
+        .num("audioMs", u.audio_ms)
+        .num("latencyMs", u.latency_ms)
+        .bool("timedOut", u.timed_out)
+        .done()
+}
+
 /// `stats()`, as JSON.
 pub fn stats(s: &Stats) -> String {
     Obj::new()
@@ -139,6 +169,7 @@ pub fn stats(s: &Stats) -> String {
         .opt_int("serverOffset", s.server_offset)
         .int("probesFailed", s.probes_failed)
         .int("duplicateFinalsSuppressed", s.duplicate_finals_suppressed)
+        .num("audioMsGated", s.audio_ms_gated)
         .done()
 }
 
@@ -189,6 +220,7 @@ pub fn event(e: &Event) -> Option<(&'static str, String)> {
                 .done(),
         ),
         Event::Transcript(t) => ("transcript", transcript(t)),
+        Event::Utterance(u) => ("utterance", utterance(u)),
         Event::Message(text) => ("message", Obj::new().str("data", text).done()),
         Event::Dropped(d) => (
             "dropped",

@@ -21,9 +21,11 @@ pub(crate) enum Timer {
     CloseDeadline,
     /// A connection on probation must have proved alive by then.
     Probation,
+    /// An ended utterance resolves by then, covered by finals or not.
+    Utterance,
 }
 
-const ALL: [Timer; 8] = [
+const ALL: [Timer; 9] = [
     Timer::Connect,
     Timer::Reconnect,
     Timer::ResetAttempts,
@@ -32,6 +34,7 @@ const ALL: [Timer; 8] = [
     Timer::Expiry,
     Timer::CloseDeadline,
     Timer::Probation,
+    Timer::Utterance,
 ];
 
 /// At most one deadline per [`Timer`].

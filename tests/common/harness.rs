@@ -48,6 +48,10 @@ pub enum Deliver {
     PageResumed,
     /// `Input::Slept`.
     Slept(Duration),
+    /// `Input::BeginUtterance` with this pre-roll.
+    Begin(Option<Duration>),
+    /// `Input::EndUtterance`.
+    End,
     /// `Input::Token`, answering the request with this id.
     Token(TokenRequest, Result<String, String>),
     /// `Input::Close`.
@@ -90,6 +94,10 @@ impl Deliver {
             Deliver::PageFrozen => Input::PageFrozen,
             Deliver::PageResumed => Input::PageResumed,
             Deliver::Slept(d) => Input::Slept(*d),
+            Deliver::Begin(pre_roll) => Input::BeginUtterance {
+                pre_roll: *pre_roll,
+            },
+            Deliver::End => Input::EndUtterance,
             Deliver::Token(id, r) => Input::Token(*id, r.clone().map(Credential::token)),
             Deliver::Close { flush, timeout } => Input::Close {
                 flush: *flush,
@@ -192,16 +200,21 @@ impl Harness {
             "the harness mic runs at {RATE} Hz"
         );
         let provider = cfg.provider;
+        let channels = u64::from(cfg.channels);
         let every = Duration::from_millis(u64::from(cfg.chunk_ms));
+        let mut server = FakeServer::new(provider);
+        server.positions_are_offsets = cfg.push_to_talk.is_none();
+        server.channels = channels;
         Harness {
             session: Session::new(cfg).expect("valid config"),
             now: Instant::from_millis(0),
-            server: FakeServer::new(provider),
+            server,
             mic: Mic {
                 on: false,
                 every,
                 next_at: Instant::from_millis(0),
                 pos: 0,
+                channels,
             },
             events: Vec::new(),
             opens: Vec::new(),

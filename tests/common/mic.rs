@@ -17,10 +17,12 @@ pub struct Mic {
     pub next_at: Instant,
     /// Samples pushed so far (the next sample's position).
     pub pos: u64,
+    /// Interleaved channels: a push holds this many samples per frame.
+    pub channels: u64,
 }
 
 impl Mic {
     pub(super) fn samples_per_push(&self) -> u64 {
-        RATE * self.every.as_millis() as u64 / 1000
+        RATE * self.channels * self.every.as_millis() as u64 / 1000
     }
 }

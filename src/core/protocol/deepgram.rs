@@ -7,6 +7,7 @@ use crate::core::config::Config;
 use crate::core::event::{ErrorCode, Transcript, Word};
 use crate::core::io::Frame;
 use crate::core::json::Value;
+use crate::core::text::int;
 
 /// Deepgram's live streaming API.
 ///
@@ -24,14 +25,16 @@ impl Wire for Deepgram {
     }
 
     fn url_params(&self, cfg: &Config) -> Vec<(&'static str, String)> {
-        vec![
+        let mut p = vec![
             ("encoding", "linear16".into()),
-            (
-                "sample_rate",
-                crate::core::text::int(cfg.sample_rate.into()),
-            ),
-            ("channels", "1".into()),
-        ]
+            ("sample_rate", int(cfg.sample_rate.into())),
+            ("channels", int(cfg.channels.into())),
+        ];
+        if cfg.channels > 1 {
+            // One transcript per channel, `channel_index` naming it.
+            p.push(("multichannel", "true".into()));
+        }
+        p
     }
 
     fn auth(&self) -> Auth {
@@ -44,6 +47,10 @@ impl Wire for Deepgram {
 
     fn finalize(&self) -> Option<Frame> {
         Some(Frame::Text(r#"{"type":"CloseStream"}"#.into()))
+    }
+
+    fn flush(&self) -> Option<Frame> {
+        Some(Frame::Text(r#"{"type":"Finalize"}"#.into()))
     }
 
     fn parse(&self, text: &str, out: &mut Vec<Parsed>) {
@@ -82,7 +89,16 @@ fn parse(text: &str, out: &mut Vec<Parsed>) {
             if let (true, Some(start), Some(duration)) =
                 (is_final, v.num_field("start"), v.num_field("duration"))
             {
-                out.push(Parsed::Processed(start + duration));
+                let channel = v
+                    .get("channel_index")
+                    .and_then(|c| c.at(0))
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0)
+                    .max(0.0) as u32;
+                out.push(Parsed::Processed {
+                    channel,
+                    secs: start + duration,
+                });
             }
         }
         Some("Error") => {
@@ -156,7 +172,7 @@ mod tests {
     fn one(text: &str) -> Parsed {
         let mut out = Vec::new();
         parse(text, &mut out);
-        out.retain(|p| !matches!(p, Parsed::Processed(_)));
+        out.retain(|p| !matches!(p, Parsed::Processed { .. }));
         assert_eq!(out.len(), 1);
         out.remove(0)
     }
@@ -169,7 +185,7 @@ mod tests {
             &mut out,
         );
         assert!(
-            !out.iter().any(|p| matches!(p, Parsed::Processed(_))),
+            !out.iter().any(|p| matches!(p, Parsed::Processed { .. })),
             "{out:?}"
         );
         out.clear();
@@ -177,13 +193,25 @@ mod tests {
             r#"{"type":"Results","duration":1.5,"start":2.0,"is_final":true,"channel":{"alternatives":[{"transcript":""}]}}"#,
             &mut out,
         );
-        assert_eq!(out.last(), Some(&Parsed::Processed(3.5)));
+        assert_eq!(
+            out.last(),
+            Some(&Parsed::Processed {
+                channel: 0,
+                secs: 3.5
+            })
+        );
         out.clear();
         parse(
             r#"{"type":"Results","duration":0.5,"start":3.5,"is_final":false,"from_finalize":true,"channel":{"alternatives":[{"transcript":""}]}}"#,
             &mut out,
         );
-        assert_eq!(out.last(), Some(&Parsed::Processed(4.0)));
+        assert_eq!(
+            out.last(),
+            Some(&Parsed::Processed {
+                channel: 0,
+                secs: 4.0
+            })
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ impl Wire for Generic {
                 "sample_rate",
                 crate::core::text::int(cfg.sample_rate.into()),
             ),
-            ("channels", "1".into()),
+            ("channels", crate::core::text::int(cfg.channels.into())),
         ]
     }
 
@@ -65,6 +65,10 @@ impl Wire for Generic {
 
     fn seek(&self, offset: u64) -> Option<Frame> {
         Some(seek(offset))
+    }
+
+    fn flush(&self) -> Option<Frame> {
+        Some(Frame::Text(r#"{"type":"flush"}"#.into()))
     }
 
     fn parse(&self, text: &str, out: &mut Vec<Parsed>) {
@@ -109,6 +113,7 @@ fn parse(text: &str, out: &mut Vec<Parsed>) {
             _ => Parsed::Malformed("started without a valid offset".into()),
         },
         Some("finished") => Parsed::Finished,
+        Some("flushed") => Parsed::Flushed,
         Some("transcript") => match v.str_field("text") {
             Some(text) => Parsed::Transcript(Transcript {
                 text: text.to_string(),

@@ -112,6 +112,18 @@ pub(crate) trait Wire: Sync {
         None
     }
 
+    /// The most audio channels its endpoint transcribes.
+    fn max_channels(&self) -> u16 {
+        2
+    }
+
+    /// The frame asking the server to finalize what it has without ending
+    /// the stream (push-to-talk: the end of an utterance), where the
+    /// protocol has one.
+    fn flush(&self) -> Option<Frame> {
+        None
+    }
+
     /// Readiness waits for the provider's acknowledgement after open.
     fn has_handshake(&self) -> bool {
         false
@@ -173,9 +185,17 @@ pub(crate) enum Parsed {
     /// protocol does not promise the server stored what it reports.
     Resumed(u64),
     /// A final result of the server covers this many seconds of the current
-    /// socket's audio (the end of a Deepgram final, of an Omi segment): an
-    /// implicit acknowledgement of everything before it.
-    Processed(f64),
+    /// socket's audio on one channel (the end of a Deepgram final, of an Omi
+    /// segment): an implicit acknowledgement of everything before it, once
+    /// every channel's finals reached it.
+    Processed {
+        /// The channel the result is for.
+        channel: u32,
+        /// Seconds of this socket's audio.
+        secs: f64,
+    },
+    /// The server finalized everything it had (generic `flushed`).
+    Flushed,
     /// Proof of life with nothing to report (`ping`).
     Heartbeat,
     /// End of stream after our finalize (generic `finished`).
@@ -322,6 +342,16 @@ mod tests {
         assert_eq!(
             url(Provider::Omi.wire(), &cfg),
             "ws://127.0.0.1:8787/v4/web/listen?language=en&sample_rate=16000&codec=pcm16&channels=1"
+        );
+    }
+
+    #[test]
+    fn two_channels_ask_deepgram_for_a_transcript_per_channel() {
+        let mut cfg = Config::new(Provider::Deepgram, "wss://h/v1/listen");
+        cfg.channels = 2;
+        assert_eq!(
+            url(Provider::Deepgram.wire(), &cfg),
+            "wss://h/v1/listen?encoding=linear16&sample_rate=16000&channels=2&multichannel=true"
         );
     }
 

@@ -47,6 +47,12 @@ impl Wire for Omi {
         true
     }
 
+    /// `/v4/web/listen` transcribes one audio stream (`channels=1`); two
+    /// channels are refused when the client is created.
+    fn max_channels(&self) -> u16 {
+        1
+    }
+
     fn expectation(&self) -> Expectation {
         Expectation::Heartbeat
     }
@@ -91,7 +97,10 @@ fn parse(text: &str, out: &mut Vec<Parsed>) {
                 // confirm nothing (a server can keep pinging while it no
                 // longer reads).
                 if let Some(end) = s.num_field("end").filter(|e| *e > 0.0) {
-                    out.push(Parsed::Processed(end));
+                    out.push(Parsed::Processed {
+                        channel: 0,
+                        secs: end,
+                    });
                 }
             }
         }
@@ -160,9 +169,21 @@ mod tests {
         assert!(
             matches!(&out[0], Parsed::Transcript(t) if t.text == "hello" && t.speaker.as_deref() == Some("SPEAKER_00"))
         );
-        assert_eq!(out[1], Parsed::Processed(1.0));
+        assert_eq!(
+            out[1],
+            Parsed::Processed {
+                channel: 0,
+                secs: 1.0
+            }
+        );
         assert!(matches!(&out[2], Parsed::Transcript(t) if t.text == "world" && t.end == 1.4));
-        assert_eq!(out[3], Parsed::Processed(1.4));
+        assert_eq!(
+            out[3],
+            Parsed::Processed {
+                channel: 0,
+                secs: 1.4
+            }
+        );
         assert_eq!(out[4], Parsed::Heartbeat);
         assert_eq!(out[5], Parsed::Ready);
         assert!(matches!(out[6], Parsed::AuthRejected(_)));

@@ -376,6 +376,11 @@ impl AudioQueue {
         }
     }
 
+    /// The stream offset the next pushed byte will get.
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+
     /// Where the next connection resumes: the first byte not confirmed.
     pub fn resume_offset(&self) -> u64 {
         self.front().map_or(self.next_offset, |c| c.offset)

@@ -144,6 +144,7 @@ impl Session {
         // reported before it, not after (a listener that unsubscribes on
         // `closed` would never learn that audio was lost).
         self.report_drops();
+        self.abandon_utterances(self.now);
         self.link = Link::Idle;
         self.closing = None;
         self.timers.clear_all();

@@ -22,6 +22,7 @@ mod pacer;
 mod receive;
 mod send;
 mod timeline;
+mod utterance;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -91,6 +92,7 @@ pub struct Session {
     /// A `freeze` (or `pagehide`) was seen and no resume yet.
     frozen: bool,
     finals: Finals,
+    utterances: utterance::Utterances,
     stream_id: String,
     out: VecDeque<Output>,
     now: Instant,
@@ -137,6 +139,7 @@ impl Session {
             offline: false,
             frozen: false,
             finals: Finals::default(),
+            utterances: utterance::Utterances::default(),
             stream_id,
             out: VecDeque::new(),
             now: Instant::default(),
@@ -198,7 +201,14 @@ impl Session {
             server_offset: c.server_offset,
             probes_failed: c.probes_failed,
             duplicate_finals_suppressed: c.duplicate_finals_suppressed,
+            audio_ms_gated: self.utterances.gated_samples as f64 * 2.0 / self.cfg.bytes_per_ms(),
         }
+    }
+
+    /// The utterance begun and not ended, if any (its id, as the
+    /// [`Event::Utterance`] that resolves it will carry).
+    pub fn current_utterance(&self) -> Option<u64> {
+        self.utterances.active()
     }
 
     /// Bytes the queue holds (unsent plus unacknowledged): never more
@@ -270,6 +280,20 @@ impl Session {
             Input::Token(req, result) => self.handle_token(now, req, result)?,
             Input::Timeout => self.handle_timeout(now),
             Input::Close { flush, timeout } => self.handle_close(now, flush, timeout),
+            Input::BeginUtterance { pre_roll } => {
+                if self.ended.is_some() || self.closing.is_some() {
+                    return Err(UsageError::Closed);
+                }
+                if self.utterances.active().is_some() {
+                    return Err(UsageError::UtteranceActive);
+                }
+                self.begin_utterance(now, pre_roll);
+            }
+            Input::EndUtterance => {
+                if self.end_utterance(now).is_none() {
+                    return Err(UsageError::NoUtterance);
+                }
+            }
         }
         self.after_input(now);
         debug_assert!(self.queue.conserved(), "the byte ledger must balance");
@@ -285,6 +309,7 @@ impl Session {
             State::Closed | State::Closing => self
                 .queue
                 .refuse(samples.len() as u64, super::event::DropReason::Closed),
+            _ if self.gated() => self.hold_pre_roll(samples),
             _ => {
                 let waited = self.link.ready().is_none();
                 self.queue.push(now, samples, waited);
@@ -302,6 +327,7 @@ impl Session {
                 Timer::Watchdog | Timer::Pace | Timer::Expiry => {}
                 Timer::CloseDeadline => self.close_deadline(),
                 Timer::Probation => self.probation_expired(now),
+                Timer::Utterance => self.settle_utterances(now, true),
             }
             if self.ended.is_some() {
                 return;
@@ -316,6 +342,7 @@ impl Session {
             self.pump(now);
             self.keepalive(now);
             self.end_linger_when_confirmed();
+            self.settle_utterances(now, false);
         }
         self.report_drops();
         self.arm_timers();

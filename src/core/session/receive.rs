@@ -88,6 +88,9 @@ impl Session {
                 match admit {
                     Admit::Emit(t) => {
                         self.counters.duplicate_finals_suppressed += u64::from(trimmed);
+                        if t.is_final {
+                            self.note_final(&t);
+                        }
                         self.emit(Event::Transcript(t));
                     }
                     Admit::Suppress(was_final) => {
@@ -111,12 +114,20 @@ impl Session {
                 // (docs/protocol.md), so it confirms nothing; only `ack` does.
                 self.counters.server_offset = Some(offset);
             }
-            Parsed::Processed(secs) => {
+            Parsed::Processed { channel, secs } => {
                 // The provider's final results count this socket's audio
-                // from zero.
-                let samples = (secs * f64::from(self.cfg.sample_rate)).round().max(0.0) as u64;
-                self.queue.ack_wire(samples * 2);
+                // from zero, per channel; audio is confirmed once every
+                // channel's finals reached it.
+                let channels = usize::from(self.cfg.channels.max(1));
+                let frames = self
+                    .current(id)
+                    .and_then(|conn| conn.processed(channel, secs, channels));
+                if let Some(secs) = frames {
+                    let frames = (secs * f64::from(self.cfg.sample_rate)).round().max(0.0) as u64;
+                    self.queue.ack_wire(frames * 2 * channels as u64);
+                }
             }
+            Parsed::Flushed => self.server_flushed(id),
             Parsed::Ack(offset) => {
                 self.prove_alive(id, None, Some(offset));
                 self.queue.ack(offset);

@@ -59,6 +59,12 @@ impl Session {
                 .push_back(Output::Send(id, Frame::Binary(chunk.data.clone())));
             self.queue.sent(chunk, wire_end);
             sent_audio = true;
+            // An utterance that ended with this chunk is finalized before
+            // the next one's audio goes out.
+            self.flush_utterances(id);
+        }
+        if !self.offline {
+            self.flush_utterances(id);
         }
         if sent_audio {
             if let Some((_, live)) = self.link.ready_mut() {

@@ -23,6 +23,9 @@ pub(super) struct Conn {
     /// Where the server expects the next audio byte (set by the generic
     /// `start`, then by every chunk): a chunk elsewhere needs a `seek`.
     pub(super) next_offset: Option<u64>,
+    /// How far each channel's final results reached, in this socket's
+    /// seconds.
+    processed: [f64; 2],
 }
 
 impl Conn {
@@ -34,7 +37,19 @@ impl Conn {
             runs: Vec::new(),
             run_end: 0,
             next_offset: None,
+            processed: [0.0; 2],
         }
+    }
+
+    /// A final result of `channel` reached `secs`: how far all `channels`
+    /// have now reached (what is confirmed), in this socket's seconds.
+    pub(super) fn processed(&mut self, channel: u32, secs: f64, channels: usize) -> Option<f64> {
+        let slot = self.processed.get_mut(channel as usize)?;
+        *slot = slot.max(secs);
+        self.processed[..channels.min(2)]
+            .iter()
+            .copied()
+            .reduce(f64::min)
     }
 
     /// Records that `len` audio bytes at stream `offset` go out now;
@@ -99,6 +114,14 @@ impl Finals {
     pub(super) fn reached_ms(&self) -> u64 {
         let secs = self.until.iter().copied().reduce(f64::min).unwrap_or(0.0);
         (secs * 1000.0).max(0.0) as u64
+    }
+
+    /// How far the finals of every one of `channels` reached, in seconds.
+    pub(super) fn reached_all(&self, channels: usize) -> f64 {
+        (0..channels)
+            .map(|c| self.until.get(c).copied().unwrap_or(0.0))
+            .reduce(f64::min)
+            .unwrap_or(0.0)
     }
 
     /// Keeps each stretch of the stream in at most one final transcript.

@@ -1,5 +1,6 @@
 //! Deepgram's live API as the fake speaks it: `KeepAlive` keeps the socket
-//! from idling out (10 s), `CloseStream` is answered with the remaining
+//! from idling out (10 s), `Finalize` is answered with a final for what was
+//! received (the socket stays open), `CloseStream` with the remaining
 //! `Results`, `Metadata` and close 1000; results are `Results` messages
 //! timed in this socket's audio, with interims every 250 ms on request.
 
@@ -25,6 +26,12 @@ impl ProviderFake for Deepgram {
     fn on_text(&self, server: &mut FakeServer, now: Instant, id: SocketId, text: &str) {
         match text {
             r#"{"type":"KeepAlive"}"# => {}
+            r#"{"type":"Finalize"}"# => {
+                // Finalize what was received; the socket stays open.
+                if server.answer_flush {
+                    server.flush_results(now, id, true);
+                }
+            }
             r#"{"type":"CloseStream"}"# => {
                 if server.answer_finalize {
                     server.flush_results(now, id, true);
@@ -56,10 +63,12 @@ impl ProviderFake for Deepgram {
             timed,
             is_final,
             last,
+            channel,
+            channels,
             ..
         } = r;
         format!(
-            r#"{{"type":"Results","channel_index":[0,1],"duration":{dur},"start":{start},"is_final":{is_final},"speech_final":{last},"channel":{{"alternatives":[{{"transcript":"{words}","confidence":0.9,"words":[{timed}]}}]}}}}"#
+            r#"{{"type":"Results","channel_index":[{channel},{channels}],"duration":{dur},"start":{start},"is_final":{is_final},"speech_final":{last},"channel":{{"alternatives":[{{"transcript":"{words}","confidence":0.9,"words":[{timed}]}}]}}}}"#
         )
     }
 }

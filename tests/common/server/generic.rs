@@ -44,6 +44,16 @@ impl ProviderFake for Generic {
         } else if text == r#"{"type":"keepalive"}"# {
         } else if text == r#"{"type":"finish"}"# {
             finish(server, now, id);
+        } else if text == r#"{"type":"flush"}"# {
+            // Finalize what was stored, say so, and carry on.
+            if server.answer_flush {
+                server.flush_results(now, id, true);
+                let h = server.high_water(id);
+                server.emit(
+                    now,
+                    Deliver::Text(id, format!(r#"{{"type":"flushed","offset":{h}}}"#)),
+                );
+            }
         } else {
             server
                 .violations
@@ -73,10 +83,14 @@ impl ProviderFake for Generic {
 
     fn result(&self, r: &Heard) -> String {
         let Heard {
-            start, dur, words, ..
+            start,
+            dur,
+            words,
+            channel,
+            ..
         } = r;
         format!(
-            r#"{{"type":"transcript","text":"{words}","is_final":true,"start":{start},"end":{}}}"#,
+            r#"{{"type":"transcript","text":"{words}","is_final":true,"channel":{channel},"start":{start},"end":{}}}"#,
             start + dur
         )
     }
@@ -138,14 +152,19 @@ fn start(server: &mut FakeServer, now: Instant, id: SocketId, text: &str) {
             (o.closed || o.blackholed) && o.generic.stream.as_deref() == Some(stream.as_str())
         })
         .find_map(|o| {
-            o.result_from
-                .take()
-                .map(|f| (f, std::mem::take(&mut o.result_samples)))
+            o.result_from.take().map(|f| {
+                (
+                    f,
+                    std::mem::take(&mut o.result_samples),
+                    o.result_stream_from,
+                )
+            })
         });
     let s = server.sockets.get_mut(&id).expect("exists");
-    if let Some((from, n)) = carried {
+    if let Some((from, n, stream_from)) = carried {
         s.result_from = Some(from);
         s.result_samples = n;
+        s.result_stream_from = stream_from;
     }
     s.generic.stream = Some(stream.clone());
     s.generic.offset = offset;
@@ -229,7 +248,7 @@ fn store(server: &mut FakeServer, now: Instant, id: SocketId, first: u64, b: &[u
         return;
     };
     let off = s.generic.offset;
-    if off != first * 2 {
+    if server.positions_are_offsets && off != first * 2 {
         server.violations.push(format!(
             "generic: frame carries offset {} but the server's offset is {off}",
             first * 2
@@ -259,10 +278,11 @@ fn store(server: &mut FakeServer, now: Instant, id: SocketId, first: u64, b: &[u
     }
     // Like a real resumable server, it transcribes what it stores, not
     // the duplicates it discards.
-    let fresh_from = (off.max(h) / 2).max(first);
-    let fresh = (end / 2).saturating_sub(fresh_from);
+    let fresh_at = off.max(h);
+    let fresh = end.saturating_sub(fresh_at) / 2;
     if fresh > 0 {
-        server.count_for_results(now, id, fresh_from, fresh);
+        let first_fresh = first + (fresh_at - off) / 2;
+        server.count_for_results(now, id, first_fresh, fresh, Some(fresh_at / 2));
     }
 }
 

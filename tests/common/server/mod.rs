@@ -59,7 +59,7 @@ trait ProviderFake: Sync {
         n: u64,
         _bytes: &[u8],
     ) {
-        server.count_for_results(now, id, first, n);
+        server.count_for_results(now, id, first, n, None);
     }
 
     /// Whether [`FakeServer::finals`] applies (off: interims only).
@@ -164,6 +164,8 @@ pub struct ServerSocket {
     // (samples of this socket) where the pending result starts.
     result_from: Option<u64>,
     result_socket_from: u64,
+    /// Stream samples (generic's stream clock) where it starts.
+    result_stream_from: u64,
     result_samples: u64,
     /// Audio samples received on this socket (its own clock, as Deepgram
     /// and Omi count it).
@@ -202,6 +204,16 @@ pub struct FakeServer {
     pub latency: Duration,
     /// Deepgram: answer `CloseStream` (final results and close).
     pub answer_finalize: bool,
+    /// Answer an utterance's flush (Deepgram `Finalize`, generic `flush`).
+    pub answer_flush: bool,
+    /// Every sample the client sends sits at the stream offset its value
+    /// names (off under push-to-talk, whose gated audio never enters the
+    /// stream): generic checks each frame's offset against it.
+    pub positions_are_offsets: bool,
+    /// Interleaved channels of the audio (results come per channel).
+    pub channels: u64,
+    /// Only this channel gets results (a provider lagging on the other).
+    pub only_channel: Option<u64>,
     /// Omi: reject the auth message.
     pub reject_auth: bool,
     /// Omi: delay before `auth_response`.
@@ -261,6 +273,10 @@ impl FakeServer {
             open_mode: OpenMode::Accept(ms(150)),
             latency: ms(20),
             answer_finalize: true,
+            answer_flush: true,
+            positions_are_offsets: true,
+            channels: 1,
+            only_channel: None,
             reject_auth: false,
             auth_delay: ms(100),
             idle_timeout: fake(provider).idle_timeout(),
@@ -358,6 +374,7 @@ impl FakeServer {
             last_rx: now,
             result_from: None,
             result_socket_from: 0,
+            result_stream_from: 0,
             result_samples: 0,
             socket_samples: 0,
             interim_samples: 0,

@@ -56,7 +56,7 @@ impl ProviderFake for Omi {
         if !server.sockets[&id].authed {
             server.violations.push("omi: audio before auth".into());
         }
-        server.count_for_results(now, id, first, n);
+        server.count_for_results(now, id, first, n, None);
     }
 
     fn result(&self, r: &Heard) -> String {

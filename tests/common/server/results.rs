@@ -24,14 +24,28 @@ pub(super) struct Heard {
     pub(super) is_final: bool,
     /// The last result of the stream (the answer to a finalize).
     pub(super) last: bool,
+    /// The channel it transcribes, of `channels`.
+    pub(super) channel: u64,
+    pub(super) channels: u64,
 }
 
 impl FakeServer {
-    pub(super) fn count_for_results(&mut self, now: Instant, id: SocketId, first: u64, n: u64) {
+    /// Counts `n` samples from mic position `first` toward the next
+    /// result; `stream_at` is where they sit in the stream (generic: its
+    /// offset, which push-to-talk's gating sets apart from the position).
+    pub(super) fn count_for_results(
+        &mut self,
+        now: Instant,
+        id: SocketId,
+        first: u64,
+        n: u64,
+        stream_at: Option<u64>,
+    ) {
         let s = self.sockets.get_mut(&id).expect("exists");
         if s.result_from.is_none() {
             s.result_from = Some(first);
             s.result_socket_from = s.socket_samples;
+            s.result_stream_from = stream_at.unwrap_or(first);
         }
         s.socket_samples += n;
         s.result_samples += n;
@@ -64,6 +78,7 @@ impl FakeServer {
             (Some(from), r) if r > 0 => {
                 s.result_from = Some(from + take);
                 s.result_socket_from += take;
+                s.result_stream_from += take;
                 s.result_samples = r;
             }
             _ => {
@@ -85,11 +100,15 @@ impl FakeServer {
         };
         let n = s.result_samples;
         let clock_from = if fake.stream_clock() {
-            from
+            s.result_stream_from
         } else {
             s.result_socket_from
         };
-        let (start, dur) = (clock_from as f64 / RATE as f64, n as f64 / RATE as f64);
+        // Interleaved channels: a second holds RATE frames of `channels`
+        // samples each.
+        let channels = self.channels.max(1);
+        let per_sec = (RATE * channels) as f64;
+        let (start, dur) = (clock_from as f64 / per_sec, n as f64 / per_sec);
         let (words, timed) = if self.words {
             // One word per 50 ms of stream that this result fully covers.
             let mut names = Vec::new();
@@ -108,18 +127,26 @@ impl FakeServer {
         } else {
             (format!("audio {from}..{}", from + n), String::new())
         };
-        let text = fake.result(&Heard {
-            from,
-            start,
-            dur,
-            words,
-            timed,
-            is_final,
-            last,
-        });
-        if is_final {
-            fake.sent_final(self, id, start + dur, &text);
+        // One result per channel, each naming the (interleaved) positions.
+        for channel in 0..channels {
+            if self.only_channel.is_some_and(|c| c != channel) {
+                continue;
+            }
+            let text = fake.result(&Heard {
+                from,
+                start,
+                dur,
+                words: words.clone(),
+                timed: timed.clone(),
+                is_final,
+                last,
+                channel,
+                channels,
+            });
+            if is_final {
+                fake.sent_final(self, id, start + dur, &text);
+            }
+            self.emit(now, Deliver::Text(id, text));
         }
-        self.emit(now, Deliver::Text(id, text));
     }
 }
