@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use resilient_transcriber::core::{
-    Config, Event, Input, Instant, Provider, PushToTalk, UtteranceResult,
+    Config, Event, Input, Instant, Provider, PushToTalk, State, UtteranceResult,
 };
 
 fn ptt(provider: Provider) -> Config {
@@ -203,20 +203,27 @@ fn five_utterances_with_a_reset_in_the_third_all_resolve_with_their_words() {
     }
 }
 
-/// Omi has no flush: an utterance resolves when its segments cover it,
-/// else at its deadline.
+/// Omi has no flush: its last segment ends only once audio after the
+/// speech arrives, so the audio after an ended utterance keeps flowing (a
+/// post-roll) until its segments cover it; then gating resumes.
 #[test]
-fn omi_utterances_resolve_by_their_segments_or_the_deadline() {
+fn omi_utterances_resolve_by_their_segments_with_a_post_roll() {
     let mut h = Harness::with_config(ptt(Provider::Omi));
     h.connect();
     h.mic_start();
     let from = begin_at(&mut h, t(1_000), Some(ms(0)));
-    let to = end_at(&mut h, t(3_000));
+    let to = end_at(&mut h, t(2_800));
     h.run_until(t(9_000));
     let u = &results(&h)[0];
-    // Two whole seconds: the fake's per-second segments cover it.
+    // 1.8 s: the fake's per-second segments cover it once the post-roll
+    // completes the second second.
     assert!(!u.timed_out, "{u:?}");
-    assert_eq!(covered(u), vec![(from, to)]);
+    assert_eq!(to - from, 1_800 * 16);
+    assert_eq!(covered(u), vec![(from, from + 32_000)]);
+    // The post-roll stopped once it was covered: far less than the 6 s
+    // since the key went up reached the server.
+    let sent = h.unique_samples_received();
+    assert!(sent <= 2_400 * 16, "{sent} samples sent");
 }
 
 /// Misuse is an error that changes nothing; utterances work without
@@ -250,4 +257,91 @@ fn utterance_misuse_and_utterances_without_push_to_talk() {
         }
     }
     assert_eq!(h.stats().audio_ms_gated, 0.0);
+}
+
+fn on_demand(provider: Provider) -> Config {
+    let mut c = ptt(provider);
+    c.push_to_talk = Some(PushToTalk {
+        on_demand: true,
+        ..PushToTalk::default()
+    });
+    c
+}
+
+/// `pushToTalk.connection: "onDemand"`: the first connection proves the
+/// credentials, then closes cleanly (1000) once nothing is pending; each
+/// utterance opens one with its audio (pre-roll included) queued until
+/// it is ready, resolves with its words, and the session stands by again.
+/// No keepalive is sent while standing by, no reconnect is scheduled.
+#[test]
+fn on_demand_opens_a_connection_per_utterance_and_loses_nothing() {
+    for provider in [Provider::Deepgram, Provider::Generic] {
+        let mut h = Harness::with_config(on_demand(provider));
+        h.connect();
+        h.mic_start();
+        h.run_until(t(1_000));
+        assert_eq!(h.ready_events().len(), 1, "{provider:?}");
+        assert_eq!(h.state(), State::Standby, "{provider:?}");
+        assert_eq!(h.closes.len(), 1, "{provider:?}: {:?}", h.closes);
+        assert_eq!(h.closes[0].2, 1000, "{provider:?}");
+        let mut spoken = Vec::new();
+        for i in 0..3u64 {
+            let begin = 2_000 + i * 6_000;
+            let from = begin_at(&mut h, t(begin), None);
+            assert_ne!(h.state(), State::Standby, "{provider:?}");
+            spoken.push((from - 300 * 16, end_at(&mut h, t(begin + 1_500))));
+            h.run_until(t(begin + 5_500));
+            assert_eq!(h.state(), State::Standby, "{provider:?} after #{i}");
+        }
+        let r = results(&h);
+        assert_eq!(r.len(), 3, "{provider:?}");
+        for (u, want) in r.iter().zip(&spoken) {
+            assert!(!u.timed_out, "{provider:?}: {u:?}");
+            assert_eq!(covered(u), vec![*want], "{provider:?} #{}", u.id);
+        }
+        assert_eq!(h.ready_events().len(), 4, "{provider:?}");
+        assert!(h.dropped().is_empty(), "{provider:?}: {:?}", h.dropped());
+        assert!(h.reconnecting().is_empty(), "{provider:?}");
+        assert_eq!(h.stats().keepalives_sent, 0, "{provider:?}");
+        // A close while standing by ends at once, with nothing to report.
+        h.input(Input::Close {
+            flush: true,
+            timeout: None,
+        })
+        .unwrap();
+        assert_eq!(h.state(), State::Closed, "{provider:?}");
+    }
+}
+
+/// On demand, an utterance whose connection cannot be opened waits in the
+/// queue through the backoff and completes once the server is back.
+#[test]
+fn on_demand_retries_until_the_utterance_is_delivered() {
+    let mut h = Harness::with_config(on_demand(Provider::Deepgram));
+    h.connect();
+    h.mic_start();
+    h.run_until(t(1_000));
+    h.at(t(1_500), Fault::Down(secs(6)));
+    let from = begin_at(&mut h, t(2_000), Some(ms(0)));
+    let to = end_at(&mut h, t(3_000));
+    h.run_until(t(20_000));
+    let r = results(&h);
+    assert_eq!(r.len(), 1);
+    assert!(!r[0].timed_out, "{:?}", r[0]);
+    assert_eq!(covered(&r[0]), vec![(from, to)]);
+    assert!(!h.reconnecting().is_empty());
+    assert_eq!(h.state(), State::Standby);
+}
+
+/// Omi has no flush: on demand would close before its last words are
+/// confirmed, so it is refused at construction, naming field and value.
+#[test]
+fn on_demand_is_refused_for_a_provider_without_a_flush() {
+    let err = resilient_transcriber::core::Session::new(on_demand(Provider::Omi))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("pushToTalk.connection") && err.contains("onDemand"),
+        "{err}"
+    );
 }

@@ -56,6 +56,11 @@ pub struct PushToTalk {
     /// the finals do not cover the utterance by then
     /// (`pushToTalk.timeoutMs`, default 3000).
     pub timeout: Duration,
+    /// `pushToTalk.connection: "onDemand"`: no connection is held between
+    /// utterances (state `standby`); `beginUtterance()` opens one, with the
+    /// utterance's audio queued meanwhile. Default `"warm"`: the connection
+    /// stays open with keepalives, so an utterance starts with no handshake.
+    pub on_demand: bool,
 }
 
 impl Default for PushToTalk {
@@ -63,6 +68,7 @@ impl Default for PushToTalk {
         PushToTalk {
             pre_roll: Duration::from_millis(300),
             timeout: Duration::from_secs(3),
+            on_demand: false,
         }
     }
 }
@@ -227,6 +233,21 @@ impl Config {
                 ));
             }
             positive("pushToTalk.timeoutMs", p.timeout)?;
+            if p.on_demand && self.provider.wire().flush().is_none() {
+                // Without a flush, the last words of an utterance are only
+                // confirmed by audio after it: closing the connection
+                // between utterances would leave them unconfirmed.
+                return Err(ConfigError::new(
+                    "pushToTalk.connection",
+                    "\"onDemand\"",
+                    [
+                        "\"warm\" with provider \"",
+                        self.provider.as_str(),
+                        "\" (it has no flush to finalize an utterance with)",
+                    ]
+                    .concat(),
+                ));
+            }
         }
         if !(10..=1000).contains(&self.chunk_ms) {
             return Err(ConfigError::new(

@@ -15,6 +15,10 @@ pub enum State {
     Authenticating,
     /// The session is ready; audio flows.
     Open,
+    /// Push-to-talk with `connection: "onDemand"`: no utterance runs and
+    /// everything is confirmed, so no connection is held; the next
+    /// `beginUtterance()` opens one.
+    Standby,
     /// The browser reports no network: the connection is kept, but audio
     /// waits in the queue (bounded as always) instead of being written into
     /// a socket that cannot carry it; it flows again once the connection
@@ -38,6 +42,7 @@ impl State {
             State::Connecting => "connecting",
             State::Authenticating => "authenticating",
             State::Open => "open",
+            State::Standby => "standby",
             State::Offline => "offline",
             State::Reconnecting => "reconnecting",
             State::Closing => "closing",

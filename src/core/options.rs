@@ -52,7 +52,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
     ("keepalive", &["intervalMs"]),
     ("watchdog", &["staleAfterMs", "stallAfterMs"]),
     ("buffer", &["ttlMs", "maxBytes", "replayRate"]),
-    ("pushToTalk", &["preRollMs", "timeoutMs"]),
+    ("pushToTalk", &["preRollMs", "timeoutMs", "connection"]),
 ];
 /// Options of `startMicrophone(options)`.
 pub const CAPTURE_KEYS: &[&str] = &[
@@ -500,6 +500,20 @@ pub fn client_options(json: &str, seed: u64) -> Result<ClientOptions, OptionErro
                     p.pre_roll = Duration::from_millis(n.round() as u64);
                 }
                 s.ms("timeoutMs", &mut p.timeout)?;
+                match s.string("connection")?.as_deref() {
+                    None | Some("warm") => {}
+                    Some("onDemand") => p.on_demand = true,
+                    Some(other) => {
+                        return Err(range_error(
+                            "pushToTalk.connection",
+                            must(
+                                "pushToTalk.connection",
+                                "\"warm\" or \"onDemand\"",
+                                &Js::Str(other),
+                            ),
+                        ))
+                    }
+                }
                 cfg.push_to_talk = Some(p);
             }
             _ => {
@@ -596,7 +610,8 @@ mod tests {
                "reconnect":{"initialDelayMs":100,"maxDelayMs":2000,"multiplier":3,"jitter":0.1,"maxAttempts":{"$rt":"Infinity"},"resetAfterMs":500},
                "keepalive":{"intervalMs":1000},"watchdog":{"staleAfterMs":9000,"stallAfterMs":4000},
                "buffer":{"ttlMs":5000,"maxBytes":96000,"replayRate":2},
-               "connectTimeoutMs":3000,"closeTimeoutMs":2000,"seed":42}"#,
+               "connectTimeoutMs":3000,"closeTimeoutMs":2000,"seed":42,"channels":2,
+               "pushToTalk":{"preRollMs":0,"timeoutMs":1500,"connection":"onDemand"}}"#,
         )
         .unwrap();
         let c = o.config;
@@ -616,6 +631,12 @@ mod tests {
             (Duration::from_secs(3), Duration::from_secs(2))
         );
         assert_eq!(c.seed, 42);
+        assert_eq!(c.channels, 2);
+        let p = c.push_to_talk.unwrap();
+        assert_eq!(
+            (p.pre_roll, p.timeout, p.on_demand),
+            (Duration::ZERO, Duration::from_millis(1500), true)
+        );
         assert_eq!(client(r#"{"url":"wss://h/"}"#).unwrap().config.seed, 7);
     }
 
@@ -642,6 +663,12 @@ mod tests {
                 "reconnect",
                 false,
                 "an array",
+            ),
+            (
+                r#"{"url":"wss://h/","pushToTalk":{"connection":"lazy"}}"#,
+                "pushToTalk.connection",
+                true,
+                "\"lazy\"",
             ),
             (
                 r#"{"url":"wss://h/","provider":"azure"}"#,

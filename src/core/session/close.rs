@@ -53,7 +53,7 @@ impl Session {
                     // first token's answer.
                     Link::FetchingToken(_) | Link::Connecting(_) | Link::Handshake(_) => {}
                     Link::Ready(..) => {}
-                    Link::Idle | Link::Backoff => {
+                    Link::Idle | Link::Backoff | Link::Standby => {
                         self.timers.clear(Timer::Reconnect);
                         if self.queue.pending_len() == 0 {
                             self.finish(None, "closed".into());

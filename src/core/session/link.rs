@@ -44,6 +44,9 @@ pub(super) enum Link {
     Ready(Conn, Live),
     /// Waiting out the backoff (the `Reconnect` timer) before the next attempt.
     Backoff,
+    /// Push-to-talk on demand: no utterance and nothing unconfirmed, so the
+    /// socket was closed; `beginUtterance()` opens the next.
+    Standby,
 }
 
 impl Link {

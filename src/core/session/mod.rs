@@ -165,6 +165,7 @@ impl Session {
             Link::Ready(..) if self.offline => State::Offline,
             Link::Ready(..) => State::Open,
             Link::Backoff => State::Reconnecting,
+            Link::Standby => State::Standby,
         }
     }
 
@@ -288,6 +289,9 @@ impl Session {
                     return Err(UsageError::UtteranceActive);
                 }
                 self.begin_utterance(now, pre_roll);
+                if matches!(self.link, Link::Standby) {
+                    self.start_attempt(now);
+                }
             }
             Input::EndUtterance => {
                 if self.end_utterance(now).is_none() {
@@ -343,6 +347,7 @@ impl Session {
             self.keepalive(now);
             self.end_linger_when_confirmed();
             self.settle_utterances(now, false);
+            self.stand_by_when_idle();
         }
         self.report_drops();
         self.arm_timers();

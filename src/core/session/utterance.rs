@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use super::link::Link;
 use super::Session;
 use crate::core::event::{Event, Transcript, UtteranceResult};
 use crate::core::io::SocketId;
@@ -63,9 +64,14 @@ impl Utterances {
 }
 
 impl Session {
-    /// Whether captured audio is held back: push-to-talk with no utterance.
+    /// Whether captured audio is held back: push-to-talk with no utterance
+    /// running. A provider without a flush (Omi) finalizes the last words
+    /// only when audio after them shows the speech ended, so until an ended
+    /// utterance is settled the audio after it keeps flowing (a post-roll,
+    /// at most `pushToTalk.timeoutMs`).
     pub(super) fn gated(&self) -> bool {
-        self.cfg.push_to_talk.is_some() && self.utterances.active().is_none()
+        let post_roll = self.wire.flush().is_none() && !self.utterances.running.is_empty();
+        self.cfg.push_to_talk.is_some() && self.utterances.active().is_none() && !post_roll
     }
 
     /// Audio captured while gated: into the pre-roll ring, whose oldest
@@ -208,6 +214,33 @@ impl Session {
             .map(Running::due)
             .min();
         self.timers.set_opt(Timer::Utterance, next);
+    }
+
+    /// Push-to-talk on demand: once no utterance runs or waits and every
+    /// byte is confirmed, the socket closes (1000) and the session stands
+    /// by. Nothing is lost: with anything unconfirmed it stays open.
+    pub(super) fn stand_by_when_idle(&mut self) {
+        let on_demand = self.cfg.push_to_talk.is_some_and(|p| p.on_demand);
+        let Some(id) = self.link.ready() else { return };
+        let idle = self.utterances.running.is_empty()
+            && self.closing.is_none()
+            && self.queue.all_confirmed();
+        if !(on_demand && idle) {
+            return;
+        }
+        self.close_socket(id, 1000, "standby");
+        self.link = Link::Standby;
+        // A clean end: the next connection starts a fresh budget.
+        self.failures = 0;
+        for t in [
+            Timer::Connect,
+            Timer::ResetAttempts,
+            Timer::Pace,
+            Timer::Probation,
+        ] {
+            self.timers.clear(t);
+        }
+        self.announce(Some("no utterance in progress".into()), None);
     }
 
     /// The session ended: every ended utterance resolves with what it has.
