@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm run bench`: WASM AudioPreprocessor vs a plain JS implementation of the
 # same resample → PCM16 → chunk operation, and client.sendAudio() cost, in
-# headless Chromium. Builds pkg/ and the devserver when stale; prints a
+# headless Chromium; then push-to-talk latency (bench/ptt.mjs). Builds pkg/ and the devserver when stale; prints a
 # table and writes bench/results/latest.json. BENCH_RUNS / BENCH_SECONDS
 # override the repeat count (7) and the input length (60 s).
 set -euo pipefail
@@ -19,4 +19,6 @@ if [ ! -x target/release/devserver ] || [ -n "$(find devserver Cargo.lock -newer
   echo "[bench] building the devserver (release)"
   cargo build --release -p devserver --quiet
 fi
-exec node bench/bench.mjs
+node bench/bench.mjs
+# Push-to-talk: endUtterance() → result, median and p95 over 20 utterances.
+node bench/ptt.mjs

@@ -15,16 +15,19 @@
 //! * [`pcm`] conversions: float ↔ PCM16 ↔ little-endian bytes.
 //! * [`Resampler`]: streaming windowed-sinc polyphase sample-rate converter.
 //! * [`AudioPipeline`]: any input → PCM16 at the target rate.
+//! * [`InterleavedPipeline`]: the same per channel, for interleaved frames.
 //! * [`Chunker`]: PCM16 stream → fixed-size chunks.
 
 pub mod chunker;
 mod dot;
+pub mod interleaved;
 mod kernel;
 pub mod pcm;
 pub mod pipeline;
 pub mod resample;
 
 pub use chunker::Chunker;
+pub use interleaved::{InterleavedError, InterleavedPipeline, PartialFrame};
 pub use pcm::{f32_to_pcm16, le_bytes_to_pcm16, pcm16_to_f32, pcm16_to_le_bytes, OddLength};
 pub use pipeline::AudioPipeline;
 pub use resample::{ResampleError, Resampler};

@@ -63,6 +63,22 @@ pub const CAPTURE_KEYS: &[&str] = &[
     "workletUrl",
     "contextSampleRate",
 ];
+/// Options of `startCapture(options)`.
+pub const START_CAPTURE_KEYS: &[&str] = &[
+    "microphone",
+    "systemAudio",
+    "workletUrl",
+    "contextSampleRate",
+];
+/// Options of `startCapture({ microphone: {...} })`.
+pub const MICROPHONE_KEYS: &[&str] = &[
+    "deviceId",
+    "echoCancellation",
+    "noiseSuppression",
+    "autoGainControl",
+];
+/// Options of `beginUtterance(options)`.
+pub const UTTERANCE_KEYS: &[&str] = &["preRollMs"];
 /// Options of `close(options)`.
 pub const CLOSE_KEYS: &[&str] = &["flush", "timeoutMs"];
 
@@ -103,9 +119,28 @@ pub struct ClientOptions {
     pub get_token: bool,
 }
 
-/// `startMicrophone`'s options, checked.
+/// Where a capture source comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Source {
+    /// Not captured.
+    #[default]
+    Off,
+    /// The browser asks the user: `getUserMedia` for the microphone,
+    /// `getDisplayMedia` (a tab, window or screen with its audio) for the
+    /// system audio.
+    Request,
+    /// A `MediaStream` the host passed (Electron's `desktopCapturer`, a
+    /// Tauri plugin, a stream the page already has).
+    Given,
+}
+
+/// `startMicrophone`'s and `startCapture`'s options, checked.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CaptureOptions {
+    /// The microphone (channel 0).
+    pub microphone: Source,
+    /// The system audio (channel 1; mixed into channel 0 with one channel).
+    pub system_audio: Source,
     /// `deviceId` (exact).
     pub device_id: Option<String>,
     /// Browser voice processing, where the caller sets it.
@@ -440,7 +475,15 @@ pub fn client_options(json: &str, seed: u64) -> Result<ClientOptions, OptionErro
     if let Some(n) = o.integer("chunkMs")? {
         cfg.chunk_ms = n.min(f64::from(u32::MAX)) as u32;
     }
+    match o.get("pushToTalk") {
+        Js::Bool(true) => cfg.push_to_talk = Some(super::config::PushToTalk::default()),
+        Js::Bool(false) => cfg.push_to_talk = None,
+        _ => {}
+    }
     for (name, keys) in SECTIONS {
+        if *name == "pushToTalk" && matches!(o.get(name), Js::Bool(_)) {
+            continue;
+        }
         let Some(s) = o.section(name)? else { continue };
         s.check_keys(keys, "TranscriptionClient")?;
         match *name {
@@ -554,15 +597,92 @@ pub fn client_options(json: &str, seed: u64) -> Result<ClientOptions, OptionErro
 /// `startMicrophone(options)`.
 pub fn capture_options(json: &str) -> Result<CaptureOptions, OptionError> {
     let doc = parse(json)?;
-    let mut out = CaptureOptions::default();
+    let mut out = CaptureOptions {
+        microphone: Source::Request,
+        ..CaptureOptions::default()
+    };
     let Some(o) = root(&doc, "startMicrophone", "{ deviceId }")? else {
         return Ok(out);
     };
     o.check_keys(CAPTURE_KEYS, "startMicrophone")?;
+    microphone_constraints(&o, &mut out)?;
+    context_options(&o, &mut out)?;
+    Ok(out)
+}
+
+/// `startCapture(options)`: `microphone` (default `true`: a device, its
+/// options, or a `MediaStream`) and `systemAudio` (default `false`:
+/// `true` asks the browser to share a tab or screen with its audio, or a
+/// `MediaStream`), at least one of them.
+pub fn start_capture_options(json: &str) -> Result<CaptureOptions, OptionError> {
+    let doc = parse(json)?;
+    let mut out = CaptureOptions {
+        microphone: Source::Request,
+        ..CaptureOptions::default()
+    };
+    let Some(o) = root(
+        &doc,
+        "startCapture",
+        "{ microphone: true, systemAudio: true }",
+    )?
+    else {
+        return Ok(out);
+    };
+    o.check_keys(START_CAPTURE_KEYS, "startCapture")?;
+    out.microphone = match o.get("microphone") {
+        Js::Absent | Js::Bool(true) => Source::Request,
+        Js::Bool(false) | Js::Null => Source::Off,
+        Js::Special("MediaStream") => Source::Given,
+        Js::Obj(fields) => {
+            let m = Section {
+                fields,
+                prefix: "microphone.",
+            };
+            m.check_keys(MICROPHONE_KEYS, "startCapture")?;
+            microphone_constraints(&m, &mut out)?;
+            Source::Request
+        }
+        other => {
+            return Err(type_error(
+                "microphone",
+                must(
+                    "microphone",
+                    "true, false, a MediaStream or { deviceId, echoCancellation, ... }",
+                    &other,
+                ),
+            ))
+        }
+    };
+    out.system_audio = match o.get("systemAudio") {
+        Js::Absent | Js::Null | Js::Bool(false) => Source::Off,
+        Js::Bool(true) => Source::Request,
+        Js::Special("MediaStream") => Source::Given,
+        other => {
+            return Err(type_error(
+                "systemAudio",
+                must("systemAudio", "true, false or a MediaStream", &other),
+            ))
+        }
+    };
+    if out.microphone == Source::Off && out.system_audio == Source::Off {
+        return Err(range_error(
+            "microphone",
+            "startCapture(options): nothing to capture; set `microphone` or `systemAudio`".into(),
+        ));
+    }
+    context_options(&o, &mut out)?;
+    Ok(out)
+}
+
+fn microphone_constraints(o: &Section<'_>, out: &mut CaptureOptions) -> Result<(), OptionError> {
     out.device_id = o.string("deviceId")?;
     out.echo_cancellation = o.boolean("echoCancellation")?;
     out.noise_suppression = o.boolean("noiseSuppression")?;
     out.auto_gain_control = o.boolean("autoGainControl")?;
+    Ok(())
+}
+
+fn context_options(o: &Section<'_>, out: &mut CaptureOptions) -> Result<(), OptionError> {
     out.worklet_url = o.string("workletUrl")?;
     if let Some(r) = o.number("contextSampleRate")? {
         if !(8_000.0..=192_000.0).contains(&r) {
@@ -577,7 +697,30 @@ pub fn capture_options(json: &str) -> Result<CaptureOptions, OptionError> {
         }
         out.context_rate = Some(r);
     }
-    Ok(out)
+    Ok(())
+}
+
+/// `beginUtterance(options)`: the pre-roll asked for (`preRollMs`).
+pub fn utterance_options(json: &str) -> Result<Option<Duration>, OptionError> {
+    let doc = parse(json)?;
+    let Some(o) = root(&doc, "beginUtterance", "{ preRollMs }")? else {
+        return Ok(None);
+    };
+    o.check_keys(UTTERANCE_KEYS, "beginUtterance")?;
+    match o.number("preRollMs")? {
+        None => Ok(None),
+        Some(n) if (0.0..=10_000.0).contains(&n) => {
+            Ok(Some(Duration::from_millis(n.round() as u64)))
+        }
+        Some(n) => Err(range_error(
+            "preRollMs",
+            must(
+                "preRollMs",
+                "a number of milliseconds in 0..=10000",
+                &Js::Num(n),
+            ),
+        )),
+    }
 }
 
 /// `close(options)`: `(flush, timeout)`.
@@ -596,6 +739,7 @@ pub fn close_options(json: &str) -> Result<(bool, Option<Duration>), OptionError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::config::PushToTalk;
 
     fn client(json: &str) -> Result<ClientOptions, OptionError> {
         client_options(&["{\"v\":", json, "}"].concat(), 7)
@@ -638,6 +782,10 @@ mod tests {
             (Duration::ZERO, Duration::from_millis(1500), true)
         );
         assert_eq!(client(r#"{"url":"wss://h/"}"#).unwrap().config.seed, 7);
+        let on = client(r#"{"url":"wss://h/","pushToTalk":true}"#).unwrap();
+        assert_eq!(on.config.push_to_talk, Some(PushToTalk::default()));
+        let off = client(r#"{"url":"wss://h/","pushToTalk":false}"#).unwrap();
+        assert_eq!(off.config.push_to_talk, None);
     }
 
     #[test]
@@ -747,7 +895,11 @@ mod tests {
 
     #[test]
     fn capture_and_close_options() {
-        assert_eq!(capture_options(r#"{}"#).unwrap(), CaptureOptions::default());
+        let mic_only = CaptureOptions {
+            microphone: Source::Request,
+            ..CaptureOptions::default()
+        };
+        assert_eq!(capture_options(r#"{}"#).unwrap(), mic_only);
         let o = capture_options(
             r#"{"v":{"deviceId":"d","echoCancellation":false,"contextSampleRate":16000}}"#,
         )
@@ -761,6 +913,54 @@ mod tests {
             e.message.contains("unknown option `sampleRate`"),
             "{}",
             e.message
+        );
+        assert_eq!(start_capture_options(r#"{}"#).unwrap(), mic_only);
+        let o = start_capture_options(
+            r#"{"v":{"microphone":{"deviceId":"d"},"systemAudio":{"$rt":"MediaStream"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (o.microphone, o.system_audio),
+            (Source::Request, Source::Given)
+        );
+        assert_eq!(o.device_id.as_deref(), Some("d"));
+        let o = start_capture_options(r#"{"v":{"microphone":false,"systemAudio":true}}"#).unwrap();
+        assert_eq!(
+            (o.microphone, o.system_audio),
+            (Source::Off, Source::Request)
+        );
+        for (json, field, needle) in [
+            (
+                r#"{"microphone":false}"#,
+                "microphone",
+                "nothing to capture",
+            ),
+            (r#"{"systemAudio":"tab"}"#, "systemAudio", "got \"tab\""),
+            (
+                r#"{"microphone":{"sampleRate":1}}"#,
+                "microphone.sampleRate",
+                "unknown option",
+            ),
+            (r#"{"deviceId":"d"}"#, "deviceId", "unknown option"),
+        ] {
+            let e = start_capture_options(&["{\"v\":", json, "}"].concat()).unwrap_err();
+            assert_eq!(e.field, field, "{json}: {e:?}");
+            assert!(e.message.contains(needle), "{json}: {}", e.message);
+        }
+        assert_eq!(utterance_options(r#"{}"#).unwrap(), None);
+        assert_eq!(
+            utterance_options(r#"{"v":{"preRollMs":120}}"#).unwrap(),
+            Some(Duration::from_millis(120))
+        );
+        assert_eq!(
+            utterance_options(r#"{"v":{"preRollMs":-1}}"#)
+                .unwrap_err()
+                .field,
+            "preRollMs"
+        );
+        assert_eq!(
+            utterance_options(r#"{"v":{"pre":1}}"#).unwrap_err().field,
+            "pre"
         );
         assert_eq!(close_options(r#"{}"#).unwrap(), (true, None));
         assert_eq!(

@@ -123,7 +123,8 @@ pub fn capture(source: &str, state: &str) -> String {
     Obj::new().str("source", source).str("state", state).done()
 }
 
-fn utterance(u: &crate::core::event::UtteranceResult) -> String {
+/// An utterance's result (`utterance` event, `endUtterance()`'s value).
+pub fn utterance(u: &crate::core::event::UtteranceResult) -> String {
     let mut finals = String::from("[");
     for (i, t) in u.finals.iter().enumerate() {
         if i > 0 {

@@ -18,7 +18,7 @@ pub use crate::core::payload::EVENT_TYPES;
 const TS_TYPES: &'static str = r#"
 /** Connection state, as `client.state` and `state` events report it. */
 export type TranscriptionState =
-  | "idle" | "connecting" | "authenticating" | "open" | "offline"
+  | "idle" | "connecting" | "authenticating" | "open" | "standby" | "offline"
   | "reconnecting" | "closing" | "closed" | "failed";
 
 /** A credential: an API key (the `token` scheme, `Sec-WebSocket-Protocol: token, K`), or a short-lived access token with its scheme (Deepgram's token-grant JWTs use `bearer`). */
@@ -29,6 +29,7 @@ export type ErrorCode =
   | "auth-failed" | "bad-audio" | "fatal-close" | "max-attempts"
   | "connect-timeout" | "token-failed" | "malformed-message" | "server-error" | "listener"
   | "mic-permission" | "mic-unavailable" | "mic-ended" | "mic-active" | "mic-superseded"
+  | "system-audio-permission" | "system-audio-unavailable" | "system-audio-ended"
   | "audio-suspended" | "audio-context" | "audio-format"
   | "closed" | "freed" | "usage" | "invalid-argument";
 
@@ -48,6 +49,18 @@ export interface TranscriptionClientOptions {
   language?: string;
   /** Target sample rate of the PCM16 stream; default 16000. */
   sampleRate?: number;
+  /** Interleaved channels of the stream: 2 carries the microphone (0) and the system audio (1); default 1. Omi takes 1. */
+  channels?: 1 | 2;
+  /**
+   * Push-to-talk: audio reaches the stream only between beginUtterance() and endUtterance(), plus the pre-roll.
+   * `connection`: "warm" (default) keeps the connection open between utterances; "onDemand" closes it once
+   * everything is confirmed (state "standby") and beginUtterance() opens the next (not with Omi, which has no flush).
+   */
+  pushToTalk?: boolean | {
+    /** Audio kept from before beginUtterance(); default 300. */ preRollMs?: number;
+    /** endUtterance() resolves with what arrived by then after its audio is sent; default 3000. */ timeoutMs?: number;
+    connection?: "warm" | "onDemand";
+  };
   /** Chunk length in ms; default 100. */
   chunkMs?: number;
   reconnect?: {
@@ -93,11 +106,17 @@ export interface TranscriptionStats {
   audioMsQueued: number; audioMsDropped: number; attempts: number; reconnects: number; keepalivesSent: number;
   messagesReceived: number; transcripts: number; bufferedAmount: number;
   serverOffset: number | null; probesFailed: number; duplicateFinalsSuppressed: number;
+  /** Push-to-talk: audio captured between utterances, never part of the stream. */ audioMsGated: number;
 }
+/** A capture source started or ended; a source that ends leaves its channel silent. */
+export interface CaptureEvent { source: "microphone" | "systemAudio"; state: "started" | "ended" }
+/** An utterance's result: its final transcripts; times in ms of stream time. */
+export interface UtteranceResult { id: number; text: string; finals: TranscriptEvent[]; startMs: number; endMs: number; audioMs: number; latencyMs: number; timedOut: boolean }
 export interface CloseSummary { code: number | null; reason: string; state: TranscriptionState; stats: TranscriptionStats }
 export interface TranscriptionEventMap {
   state: StateEvent; open: OpenEvent; transcript: TranscriptEvent; message: MessageEvent;
   dropped: DroppedEvent; error: ErrorEvent; close: CloseSummary; reconnecting: ReconnectingEvent;
+  utterance: UtteranceResult; capture: CaptureEvent;
 }
 /** Errors thrown or rejected by the client carry a stable `code` (and `field` for bad arguments). */
 export interface ClientError extends Error { code: ErrorCode; field?: string }
@@ -106,6 +125,14 @@ export interface MicrophoneOptions {
   deviceId?: string; echoCancellation?: boolean; noiseSuppression?: boolean; autoGainControl?: boolean;
   /** URL of the worklet module, for pages whose CSP forbids blob: URLs. */ workletUrl?: string;
   /** Sample rate to ask the AudioContext for; default: the device's. */ contextSampleRate?: number;
+}
+export interface StartCaptureOptions {
+  /** Channel 0: true (default), the device's options, a MediaStream, or false. */
+  microphone?: boolean | MediaStream | { deviceId?: string; echoCancellation?: boolean; noiseSuppression?: boolean; autoGainControl?: boolean };
+  /** Channel 1: true asks the browser to share a tab or screen with its audio; or a MediaStream (Electron desktopCapturer, a Tauri plugin). */
+  systemAudio?: boolean | MediaStream;
+  workletUrl?: string;
+  contextSampleRate?: number;
 }
 
 export interface TranscriptionClient {
@@ -120,6 +147,15 @@ export interface TranscriptionClient {
    * Rejects with code `mic-active` if already capturing, `closed` after close(), `mic-permission` when denied.
    */
   startMicrophone(options?: MicrophoneOptions): Promise<void>;
+  /**
+   * Captures the microphone (channel 0) and/or the system audio (channel 1) through one AudioContext, sample-aligned;
+   * with `channels: 1` both are mixed. Resolves when audio flows.
+   */
+  startCapture(options?: StartCaptureOptions): Promise<void>;
+  /** Begins an utterance (push-to-talk key down); returns its id. Throws `usage` while one runs. */
+  beginUtterance(options?: { preRollMs?: number }): number;
+  /** Ends it (key up); resolves with its final transcripts, or with what arrived after `pushToTalk.timeoutMs` (`timedOut: true`). */
+  endUtterance(): Promise<UtteranceResult>;
   /** Adds a listener; returns a function that removes it. */
   on<K extends keyof TranscriptionEventMap>(type: K, listener: (event: TranscriptionEventMap[K]) => void): () => void;
   /** Adds a listener called at most once; returns a function that removes it. */
@@ -265,6 +301,17 @@ impl TranscriptionClient {
                 ))
             }
         };
+        let channels = self.shared.channels;
+        if channels > 1 && block.len() % channels != 0 {
+            return Err(range_error(
+                "samples",
+                &[
+                    "sendAudio(samples): with channels: 2 the samples are interleaved frames (an even number of samples), got ",
+                    &crate::core::num(block.len() as f64),
+                ]
+                .concat(),
+            ));
+        }
         self.shared.run(move |d, actions| {
             let rate = rate.unwrap_or(d.session.config().sample_rate);
             let audio = match &block {
@@ -373,8 +420,87 @@ impl TranscriptionClient {
         let shared = self.shared.clone();
         Ok(Promise::new(&mut |resolve, reject| {
             let o = o.clone();
-            shared.run(move |d, actions| d.start_mic(&o, resolve, reject, actions));
+            shared.run(move |d, actions| {
+                d.start_mic(&o, &JsValue::UNDEFINED, resolve, reject, actions)
+            });
         }))
+    }
+
+    /// Captures the microphone and/or the system audio through one
+    /// AudioContext and one worklet: `microphone` (default `true`: a
+    /// device, its options, or a `MediaStream`) on channel 0, `systemAudio`
+    /// (`true`: the browser asks to share a tab or screen with its audio;
+    /// or a `MediaStream` from Electron's `desktopCapturer`, a Tauri plugin)
+    /// on channel 1, sample-aligned; with `channels: 1` both are mixed into
+    /// one. A source that ends leaves its channel silent (a `capture` event
+    /// says which); the last one ending stops the capture. Rejects like
+    /// `startMicrophone()`, and with `system-audio-permission` /
+    /// `system-audio-unavailable` for the system audio; a source that
+    /// fails stops the other.
+    #[wasm_bindgen(js_name = startCapture, skip_typescript)]
+    pub fn start_capture(&self, options: Option<JsValue>) -> Result<Promise, JsValue> {
+        let o = options::start_capture_options(&json_of(&options)?).map_err(option_error)?;
+        let given = options.unwrap_or(JsValue::UNDEFINED);
+        let shared = self.shared.clone();
+        Ok(Promise::new(&mut |resolve, reject| {
+            let (o, given) = (o.clone(), given.clone());
+            shared.run(move |d, actions| d.start_mic(&o, &given, resolve, reject, actions));
+        }))
+    }
+
+    /// `stopMicrophone()`, by the name that fits `startCapture()`.
+    #[wasm_bindgen(js_name = stopCapture, unchecked_return_type = "Promise<void>")]
+    pub fn stop_capture(&self) -> Promise {
+        self.stop_microphone()
+    }
+
+    /// Begins an utterance (push-to-talk: the key went down); returns its
+    /// id. With `pushToTalk`, audio reaches the stream only between
+    /// `beginUtterance()` and `endUtterance()`, starting with the last
+    /// `preRollMs` (at most the configured `pushToTalk.preRollMs`) captured
+    /// before the call. Throws a ClientError `usage` while one runs,
+    /// `closed` after `close()`.
+    #[wasm_bindgen(js_name = beginUtterance, skip_typescript)]
+    pub fn begin_utterance(&self, options: Option<JsValue>) -> Result<f64, JsValue> {
+        let pre_roll = options::utterance_options(&json_of(&options)?).map_err(option_error)?;
+        let (r, id) = self
+            .shared
+            .run_now(|d, actions| {
+                let r = d.input(Input::BeginUtterance { pre_roll }, actions);
+                (r, d.session.current_utterance())
+            })
+            .ok_or_else(busy)?;
+        match (r, id) {
+            (Ok(()), Some(id)) => Ok(id as f64),
+            (Err(UsageError::Closed), _) => {
+                Err(client_error("closed", UsageError::Closed.as_str()))
+            }
+            (Err(e), _) => Err(client_error("usage", e.as_str())),
+            (Ok(()), None) => Err(client_error("usage", "the utterance did not begin")),
+        }
+    }
+
+    /// Ends the utterance (the key went up): its audio is finalized with
+    /// the provider's flush once it is all sent (after a reconnect, if the
+    /// connection is down), and the promise resolves with `{ id, text,
+    /// finals, startMs, endMs, audioMs, latencyMs, timedOut }` when the
+    /// final transcripts cover it, or after `pushToTalk.timeoutMs` with what
+    /// arrived (`timedOut: true`). Never hangs. Rejects with `usage` when
+    /// no utterance runs.
+    #[wasm_bindgen(js_name = endUtterance, skip_typescript)]
+    pub fn end_utterance(&self) -> Promise {
+        let shared = self.shared.clone();
+        Promise::new(&mut |resolve, reject| {
+            shared.run(move |d, actions| {
+                let Some(id) = d.session.current_utterance() else {
+                    let e = client_error("usage", UsageError::NoUtterance.as_str());
+                    actions.push(Action::Settle(reject, e));
+                    return;
+                };
+                d.pending.utterances.push((id, resolve, reject));
+                let _ = d.input(Input::EndUtterance, actions);
+            })
+        })
     }
 
     /// Stops the microphone: the tracks stop at once, the samples still in
@@ -438,6 +564,24 @@ impl TranscriptionClient {
 enum Block {
     I16(Vec<i16>),
     F32(Vec<f32>),
+}
+
+impl Block {
+    fn len(&self) -> usize {
+        match self {
+            Block::I16(v) => v.len(),
+            Block::F32(v) => v.len(),
+        }
+    }
+}
+
+/// `beginUtterance()` from inside a listener of this client's own events
+/// would need the session while it is busy.
+fn busy() -> JsValue {
+    client_error(
+        "usage",
+        "beginUtterance() cannot be called from inside this client's own synchronous callback; call it from a microtask",
+    )
 }
 
 /// Resample → PCM16 → fixed-size chunks, the path every captured block

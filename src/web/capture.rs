@@ -1,8 +1,10 @@
-//! Microphone capture: getUserMedia → AudioContext → a tiny AudioWorklet
-//! that posts Float32 blocks (batched to ~20 ms, transferred, not copied)
-//! to the main thread, where the core resamples, converts to PCM16 and
-//! chunks. The browser calls run in `shell.js` (`rt_capture`); this side
-//! owns the handle and decides what each outcome means.
+//! Capture: the microphone (getUserMedia or a given MediaStream) and the
+//! system audio (getDisplayMedia or a given MediaStream) → one
+//! AudioContext → a tiny AudioWorklet that posts interleaved Float32 blocks
+//! (batched to ~20 ms, transferred, not copied) to the main thread, where
+//! the core resamples each channel, converts to PCM16 and chunks. The
+//! browser calls run in `shell.js` (`rt_capture`); this side owns the
+//! handle and decides what each outcome means.
 //!
 //! The worklet ships inside the package and is loaded from a Blob URL, so
 //! nobody has to host a file; `workletUrl` (the package's
@@ -12,7 +14,7 @@
 use wasm_bindgen::JsValue;
 
 use super::js;
-use crate::core::options::CaptureOptions;
+use crate::core::options::{CaptureOptions, Source};
 
 /// How long `stopMicrophone()` waits for the worklet's last batch before
 /// tearing down anyway (a suspended or closed AudioContext never answers).
@@ -27,16 +29,36 @@ pub(crate) struct Capture {
     pub(crate) generation: u64,
     /// `stop` was called: waiting for the worklet's last batch.
     stopping: bool,
+    /// The sources still delivering: `[microphone, systemAudio]`.
+    pub(crate) live: [bool; 2],
 }
 
 impl Capture {
     /// Starts the browser side of a capture; its outcome comes to `sink`
     /// as `MIC_READY` or `MIC_FAILED` with `generation`.
-    pub(crate) fn start(o: &CaptureOptions, generation: u64, sink: &JsValue) -> Capture {
+    pub(crate) fn start(
+        o: &CaptureOptions,
+        given: &JsValue,
+        channels: u16,
+        generation: u64,
+        sink: &JsValue,
+    ) -> Capture {
+        let mic = match o.microphone {
+            Source::Request => constraints(o),
+            Source::Off | Source::Given => String::new(),
+        };
+        let system = match o.system_audio {
+            Source::Off => 0,
+            Source::Request => 1,
+            Source::Given => 2,
+        };
         let handle = js::rt_capture(
-            &constraints(o),
+            &mic,
+            given,
+            system,
             o.worklet_url.clone(),
             o.context_rate.unwrap_or(0.0),
+            channels.into(),
             generation as f64,
             sink,
         );
@@ -44,6 +66,7 @@ impl Capture {
             handle,
             generation,
             stopping: false,
+            live: [o.microphone != Source::Off, o.system_audio != Source::Off],
         }
     }
 

@@ -21,7 +21,7 @@ use super::js::{self, client_error, kind};
 use super::lifecycle::Lifecycle;
 use super::socket::Socket;
 use super::timer::WakeUp;
-use crate::core::audio::{AudioPipeline, ResampleError};
+use crate::core::audio::{InterleavedError, InterleavedPipeline};
 use crate::core::json::Value;
 use crate::core::options::{credential, CaptureOptions};
 use crate::core::{
@@ -49,7 +49,8 @@ pub(crate) enum Incoming {
     MicFailed(u64, String, String),
     /// A worklet batch (`last`: the answer to "flush").
     MicAudio(u64, Vec<f32>, u32, bool),
-    MicEnded(u64),
+    /// A source's tracks all ended: 0 microphone, 1 system audio.
+    MicEnded(u64, usize),
     MicFinish(u64),
     MicSuspended(u64),
 }
@@ -91,6 +92,8 @@ pub(crate) struct Shared {
     deferred: RefCell<VecDeque<Deferred>>,
     /// The state after the last run, for getters called re-entrantly.
     pub(crate) last_state: Cell<State>,
+    /// Interleaved channels of the stream (`channels`).
+    pub(crate) channels: usize,
     _sink: SinkOwner,
 }
 
@@ -99,6 +102,8 @@ pub(crate) struct Shared {
 pub(crate) struct Pending {
     pub(crate) connect: Vec<(Function, Function)>,
     pub(crate) close: Vec<Function>,
+    /// `endUtterance()` promises: (utterance id, resolve, reject).
+    pub(crate) utterances: Vec<(u64, Function, Function)>,
 }
 
 /// A `startMicrophone()` in progress.
@@ -137,7 +142,7 @@ pub(crate) struct Driver {
     lifecycle: Option<Lifecycle>,
     mic: Mic,
     clock: Clock,
-    pipeline: AudioPipeline,
+    pipeline: InterleavedPipeline,
     pcm: Vec<i16>,
     pub(crate) pending: Pending,
     pub(crate) ready_once: bool,
@@ -154,6 +159,7 @@ pub(crate) struct Driver {
 impl Shared {
     pub(crate) fn new(session: Session, get_token: Option<JsValue>) -> Rc<Shared> {
         let rate = session.config().sample_rate;
+        let channels = usize::from(session.config().channels);
         Rc::new_cyclic(|weak: &Weak<Shared>| {
             let weak = weak.clone();
             let closure = Closure::new(move |k: u32, id: f64, data: JsValue, n: f64| {
@@ -170,7 +176,7 @@ impl Shared {
                     lifecycle: Some(Lifecycle::attach(&wrapper)),
                     mic: Mic::default(),
                     clock: Clock::new(),
-                    pipeline: AudioPipeline::new(rate).unwrap_or_else(|_| {
+                    pipeline: InterleavedPipeline::new(rate, channels).unwrap_or_else(|_| {
                         unreachable!("the sample rate was validated by Config")
                     }),
                     pcm: Vec::new(),
@@ -185,6 +191,7 @@ impl Shared {
                 get_token,
                 deferred: RefCell::new(VecDeque::new()),
                 last_state: Cell::new(State::Idle),
+                channels,
                 _sink: SinkOwner {
                     wrapper,
                     _closure: closure,
@@ -198,10 +205,30 @@ impl Shared {
     /// browser API dispatched an event synchronously inside our own call),
     /// `f` waits and runs right after the current work, never panics.
     pub(crate) fn run(self: &Rc<Self>, f: impl FnOnce(&mut Driver, &mut Vec<Action>) + 'static) {
-        let Ok(mut d) = self.driver.try_borrow_mut() else {
+        let Ok(d) = self.driver.try_borrow_mut() else {
             self.deferred.borrow_mut().push_back(Box::new(f));
             return;
         };
+        self.run_borrowed(d, f);
+    }
+
+    /// As [`Shared::run`], for an API call that returns a value at once:
+    /// `None` (nothing done) if the driver is busy.
+    pub(crate) fn run_now<R>(
+        self: &Rc<Self>,
+        f: impl FnOnce(&mut Driver, &mut Vec<Action>) -> R,
+    ) -> Option<R> {
+        let d = self.driver.try_borrow_mut().ok()?;
+        let mut out = None;
+        self.run_borrowed(d, |d, actions| out = Some(f(d, actions)));
+        out
+    }
+
+    fn run_borrowed(
+        self: &Rc<Self>,
+        mut d: std::cell::RefMut<'_, Driver>,
+        f: impl FnOnce(&mut Driver, &mut Vec<Action>),
+    ) {
         let mut actions = Vec::new();
         f(&mut d, &mut actions);
         self.last_state.set(d.session.state());
@@ -290,7 +317,10 @@ fn decode(k: u32, id: f64, data: JsValue, n: f64) -> Option<Incoming> {
         kind::MIC_AUDIO | kind::MIC_LAST => {
             Incoming::MicAudio(gen, js::f32s(&data), n as u32, k == kind::MIC_LAST)
         }
-        kind::MIC_ENDED => Incoming::MicEnded(gen),
+        kind::MIC_ENDED => Incoming::MicEnded(
+            gen,
+            usize::from(data.as_string().as_deref() == Some("systemAudio")),
+        ),
         kind::MIC_FINISH => Incoming::MicFinish(gen),
         kind::MIC_SUSPENDED => Incoming::MicSuspended(gen),
         _ => return None,
@@ -302,6 +332,9 @@ pub(crate) enum AudioIn<'a> {
     F32(&'a [f32]),
     I16(&'a [i16]),
 }
+
+/// The capture sources, by channel.
+const SOURCES: [&str; 2] = ["microphone", "systemAudio"];
 
 fn error_event(code: &'static str, message: &str) -> Action {
     Action::Dispatch("error", payload::error(code, message, false))
@@ -394,17 +427,27 @@ impl Driver {
                 }
                 return Ok(());
             }
-            Incoming::MicEnded(gen) => {
+            Incoming::MicEnded(gen, source) => {
                 let sink = self.sink.clone();
                 if let Some(c) = self.mic.capture.as_mut().filter(|c| c.generation == gen) {
-                    if !c.is_stopping() {
-                        // Unplugged or revoked: deliver what the worklet
-                        // holds, then tear down.
-                        c.stop(&sink);
-                        actions.push(error_event(
-                            "mic-ended",
-                            "the microphone was disconnected or stopped; call startMicrophone() to capture again",
+                    if !c.is_stopping() && std::mem::take(&mut c.live[source]) {
+                        // One source ending leaves its channel silent and
+                        // the other running; the last one ending (unplugged,
+                        // revoked, sharing stopped) delivers what the worklet
+                        // holds, then tears down.
+                        actions.push(Action::Dispatch(
+                            "capture",
+                            payload::capture(SOURCES[source], "ended"),
                         ));
+                        if !c.live.contains(&true) {
+                            c.stop(&sink);
+                            let (code, message) = if source == 0 {
+                                ("mic-ended", "the microphone was disconnected or stopped; call startMicrophone() or startCapture() to capture again")
+                            } else {
+                                ("system-audio-ended", "the system audio ended (sharing stopped); call startCapture() to capture again")
+                            };
+                            actions.push(error_event(code, message));
+                        }
                     }
                 }
                 return Ok(());
@@ -463,13 +506,15 @@ impl Driver {
         samples: AudioIn<'_>,
         rate: u32,
         actions: &mut Vec<Action>,
-    ) -> Result<(), ResampleError> {
+    ) -> Result<(), InterleavedError> {
         let mut pcm = std::mem::take(&mut self.pcm);
         pcm.clear();
-        let (converted, frames) = match samples {
+        let channels = self.pipeline.channels();
+        let (converted, samples) = match samples {
             AudioIn::F32(s) => (self.pipeline.push_f32(s, rate, &mut pcm), s.len()),
             AudioIn::I16(s) => (self.pipeline.push_i16(s, rate, &mut pcm), s.len()),
         };
+        let frames = samples / channels;
         let r = match converted {
             Ok(()) => {
                 let _ = self.input(Input::Audio(&pcm), actions);
@@ -478,7 +523,7 @@ impl Driver {
             Err(e) => {
                 let target = u64::from(self.session.config().sample_rate);
                 let lost = (frames as u64 * target).div_ceil(u64::from(rate.max(1)));
-                let _ = self.input(Input::AudioLost(lost), actions);
+                let _ = self.input(Input::AudioLost(lost * channels as u64), actions);
                 Err(e)
             }
         };
@@ -504,6 +549,7 @@ impl Driver {
     pub(crate) fn start_mic(
         &mut self,
         o: &CaptureOptions,
+        given: &JsValue,
         resolve: Function,
         reject: Function,
         actions: &mut Vec<Action>,
@@ -517,7 +563,7 @@ impl Driver {
         if state.is_terminal() || state == State::Closing {
             let e = client_error(
                 "closed",
-                "startMicrophone() after close(): create a new client",
+                "startMicrophone()/startCapture() after close(): create a new client",
             );
             actions.push(Action::Settle(reject, e));
             return;
@@ -532,7 +578,8 @@ impl Driver {
         }
         self.supersede_start();
         self.mic.generation += 1;
-        let capture = Capture::start(o, self.mic.generation, &self.sink);
+        let channels = self.session.config().channels;
+        let capture = Capture::start(o, given, channels, self.mic.generation, &self.sink);
         self.mic.starting = Some(Starting {
             capture,
             resolve,
@@ -578,6 +625,14 @@ impl Driver {
         let Some(s) = self.mic.starting.take() else {
             return;
         };
+        for (i, live) in s.capture.live.iter().enumerate() {
+            if *live {
+                actions.push(Action::Dispatch(
+                    "capture",
+                    payload::capture(SOURCES[i], "started"),
+                ));
+            }
+        }
         self.mic.capture = Some(s.capture);
         actions.push(Action::Settle(s.resolve, JsValue::UNDEFINED));
     }
@@ -599,7 +654,9 @@ impl Driver {
         };
         let code = match name {
             "NotAllowedError" | "SecurityError" => "mic-permission",
+            "system-NotAllowedError" | "system-SecurityError" => "system-audio-permission",
             "audio-context" => "audio-context",
+            n if n.starts_with("system-") => "system-audio-unavailable",
             _ => "mic-unavailable",
         };
         if code != "audio-context" {
@@ -742,6 +799,13 @@ impl Driver {
                 self.closed(*code, reason, actions);
                 return;
             }
+            Event::Utterance(u) => {
+                if let Some(i) = self.pending.utterances.iter().position(|p| p.0 == u.id) {
+                    let (_, resolve, _) = self.pending.utterances.remove(i);
+                    let json = payload::utterance(u);
+                    actions.push(Action::Settle(resolve, js::rt_parse(&json)));
+                }
+            }
             _ => {}
         }
         if let Some((kind, json)) = payload::event(&e) {
@@ -790,6 +854,11 @@ impl Driver {
         for (_, reject) in self.pending.connect.drain(..) {
             actions.push(Action::Settle(reject, client_error(code_s, &msg)));
         }
+        // Every ended utterance resolved before `closed`; none is left.
+        for (_, _, reject) in self.pending.utterances.drain(..) {
+            let e = client_error("closed", "the client closed before the utterance resolved");
+            actions.push(Action::Settle(reject, e));
+        }
         for resolve in self.pending.close.drain(..) {
             actions.push(Action::Settle(resolve, js::rt_parse(&summary)));
         }
@@ -804,6 +873,9 @@ impl Drop for Driver {
     fn drop(&mut self) {
         let freed = || client_error("freed", "the client was freed (free() or Symbol.dispose)");
         for (_, reject) in self.pending.connect.drain(..) {
+            let _ = reject.call1(&JsValue::NULL, &freed());
+        }
+        for (_, _, reject) in self.pending.utterances.drain(..) {
             let _ = reject.call1(&JsValue::NULL, &freed());
         }
         if let Some(s) = self.mic.starting.take() {

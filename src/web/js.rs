@@ -81,10 +81,14 @@ extern "C" {
     pub(crate) fn rt_lifecycle(sink: &JsValue) -> js_sys::Function;
     pub(crate) fn rt_token(f: &JsValue, req: f64, sink: &JsValue);
     pub(crate) fn rt_worklet_source() -> String;
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn rt_capture(
-        audio: &str,
+        mic: &str,
+        given: &JsValue,
+        system: u32,
         url: Option<String>,
         rate: f64,
+        channels: u32,
         gen: f64,
         sink: &JsValue,
     ) -> JsValue;

@@ -16,7 +16,8 @@ export function rt_sink_off(s) { s.f = null; }
 // Options as JSON; what JSON cannot carry becomes a {"$rt": kind} marker.
 const MARK = (k, v) => typeof v === "function" ? { $rt: "function" }
   : typeof v === "number" && !Number.isFinite(v) ? { $rt: String(v) }
-  : typeof v === "bigint" ? { $rt: "bigint" } : typeof v === "symbol" ? { $rt: "symbol" } : v;
+  : typeof v === "bigint" ? { $rt: "bigint" } : typeof v === "symbol" ? { $rt: "symbol" }
+  : typeof MediaStream !== "undefined" && v instanceof MediaStream ? { $rt: "MediaStream" } : v;
 export function rt_json(o) { try { return JSON.stringify({ v: o }, MARK); } catch (e) { return "!"; } }
 export function rt_get(o, k) { return o == null ? undefined : o[k]; }
 export function rt_parse(json) { return JSON.parse(json); }
@@ -136,33 +137,77 @@ export function rt_token(fn, req, sink) {
   p.then((v) => sink(11, req, rt_json(v), 1), (e) => sink(11, req, e && e.message ? String(e.message) : String(e), 0));
 }
 
-// Capture: getUserMedia → AudioContext → the worklet (below, loaded from a
-// Blob URL unless `url` is given) → ready. The worklet batches 128-frame
-// quanta into ~20 ms and transfers them; "flush" asks for what it holds.
+// Capture: the sources (getUserMedia for the microphone, getDisplayMedia
+// or a given MediaStream for the system audio) → one AudioContext → the
+// worklet (below, loaded from a Blob URL unless `url` is given) → ready.
+// With two channels a ChannelMerger puts the microphone on channel 0 and
+// the system audio on 1, so they stay sample-aligned; with one, both
+// sources sum into it. A source whose track ends leaves its channel
+// silent. The worklet batches 128-frame quanta into ~20 ms (interleaved
+// frames) and transfers them; "flush" asks for what it holds.
 const WORKLET = `class RtCapture extends AudioWorkletProcessor {
-  constructor() { super(); this.size = Math.max(128, Math.round(sampleRate * 0.02 / 128) * 128);
+  constructor(o) { super(); this.ch = (o && o.processorOptions && o.processorOptions.channels) || 1;
+    this.size = Math.max(128, Math.round(sampleRate * 0.02 / 128) * 128) * this.ch;
     this.buf = new Float32Array(this.size); this.n = 0;
     this.port.onmessage = (e) => { if (e.data === "flush") this.flush(); }; }
-  flush() { const out = this.buf.slice(0, this.n); this.port.postMessage({ samples: out, sampleRate, last: true }, [out.buffer]); this.n = 0; }
-  process(inputs) { const ch = inputs[0] && inputs[0][0];
-    if (ch) { this.buf.set(ch, this.n); this.n += ch.length;
-      if (this.n + 128 > this.size) { const out = this.buf.slice(0, this.n); this.port.postMessage({ samples: out, sampleRate }, [out.buffer]); this.n = 0; } }
+  post(last) { const out = this.buf.slice(0, this.n); this.port.postMessage({ samples: out, sampleRate, last }, [out.buffer]); this.n = 0; }
+  flush() { this.post(true); }
+  process(inputs) { const input = inputs[0], c = this.ch, first = input && input[0];
+    if (first) { const len = first.length;
+      if (c === 1) this.buf.set(first, this.n);
+      else for (let k = 0; k < c; k++) { const x = input[k]; let j = this.n + k;
+        if (x) for (let i = 0; i < len; i++, j += c) this.buf[j] = x[i]; else for (let i = 0; i < len; i++, j += c) this.buf[j] = 0; }
+      this.n += len * c;
+      if (this.n + 128 * c > this.size) this.post(false); }
     return true; } }
 registerProcessor("rt-capture", RtCapture);`;
 export function rt_worklet_source() { return WORKLET; }
-export function rt_capture(audio, url, rate, gen, sink) {
-  const cap = { on: [], closed: false };
+const NAMES = ["microphone", "systemAudio"];
+// `mic`: getUserMedia audio constraints as JSON, or "" for none; `given`:
+// the startCapture options object (for the MediaStreams in it); `system`:
+// 0 none, 1 ask the browser, 2 the given MediaStream.
+export function rt_capture(mic, given, system, url, rate, channels, gen, sink) {
+  const cap = { on: [], closed: false, streams: [], given: [] };
   const fail = (code, what, e) => { rt_capture_close(cap); sink(13, gen, { name: code, message: `${what}${e && e.message ? `: ${e.message}` : ""}` }, 0); };
   const md = globalThis.navigator && navigator.mediaDevices;
-  if (!md || !md.getUserMedia) {
-    fail("NotSupportedError", "navigator.mediaDevices is unavailable (is the page served over https or localhost?)");
+  const micGiven = !!(given && typeof MediaStream !== "undefined" && given.microphone instanceof MediaStream);
+  cap.given = [micGiven, system === 2];
+  if ((mic && !micGiven && !(md && md.getUserMedia)) || (system === 1 && !(md && md.getDisplayMedia))) {
+    fail("NotSupportedError", system === 1 && !(md && md.getDisplayMedia)
+      ? "navigator.mediaDevices.getDisplayMedia is unavailable (this browser cannot share a tab or screen; pass systemAudio a MediaStream)"
+      : "navigator.mediaDevices is unavailable (is the page served over https or localhost?)");
     return cap;
   }
   // Released before it was running (a later start, a stop, close()):
   // the outcome is still reported, so the promise of that start settles.
   const superseded = () => { rt_capture_close(cap); sink(13, gen, { name: "superseded", message: "" }, 0); };
-  md.getUserMedia({ audio: JSON.parse(audio) }).then(async (stream) => {
-    cap.stream = stream;
+  const named = (which) => (e) => { const n = (e && e.name) || "Error"; const err = new Error(`${which}: ${n}: ${e && e.message ? e.message : String(e)}`); err.name = which === "microphone" ? n : `system-${n}`; throw err; };
+  const getMic = micGiven ? Promise.resolve(given.microphone)
+    : mic ? md.getUserMedia({ audio: JSON.parse(mic) }).catch(named("microphone")) : Promise.resolve(null);
+  const getSys = system === 2 ? Promise.resolve(given.systemAudio)
+    : system === 1 ? md.getDisplayMedia({ audio: true, video: true }).catch(named("system audio")) : Promise.resolve(null);
+  const sysAudio = getSys.then((s) => {
+    if (s && system === 1) {
+      // Only the audio is wanted; a tab or screen shared without its audio is an error.
+      for (const t of s.getVideoTracks()) t.stop();
+      if (!s.getAudioTracks().length) {
+        for (const t of s.getTracks()) t.stop();
+        const e = new Error("system audio: the shared tab or screen carries no audio (tick \"Share audio\" in the picker)");
+        e.name = "system-NotFoundError";
+        throw e;
+      }
+    }
+    return s;
+  });
+  // Both answers are awaited: when one source fails, the other's tracks
+  // (if the browser opened them) are stopped, not left running.
+  Promise.allSettled([getMic, sysAudio]).then((r) => {
+    const bad = r.find((x) => x.status === "rejected");
+    if (!bad) return r.map((x) => x.value);
+    r.forEach((x, i) => { if (x.status === "fulfilled" && x.value && !cap.given[i]) for (const t of x.value.getTracks()) t.stop(); });
+    throw bad.reason;
+  }).then(async ([m, s]) => {
+    cap.streams = [m, s];
     if (cap.closed) return superseded();
     try { cap.ctx = new AudioContext(rate ? { sampleRate: rate } : {}); }
     catch (e) { return fail("audio-context", "AudioContext", e); }
@@ -172,16 +217,24 @@ export function rt_capture(audio, url, rate, gen, sink) {
     finally { if (!url) URL.revokeObjectURL(src); }
     if (cap.closed) return superseded();
     try {
-      cap.source = cap.ctx.createMediaStreamSource(stream);
-      cap.node = new AudioWorkletNode(cap.ctx, "rt-capture", { numberOfInputs: 1, numberOfOutputs: 1, channelCount: 1 });
-      cap.source.connect(cap.node);
+      cap.node = new AudioWorkletNode(cap.ctx, "rt-capture", { numberOfInputs: 1, numberOfOutputs: 1, channelCount: channels,
+        channelCountMode: "explicit", channelInterpretation: channels > 1 ? "discrete" : "speakers", processorOptions: { channels } });
+      cap.sources = [m, s].map((st) => st && cap.ctx.createMediaStreamSource(st));
+      let into = cap.node;
+      if (channels > 1) { cap.merger = cap.ctx.createChannelMerger(channels); cap.merger.connect(cap.node); into = cap.merger; }
+      cap.sources.forEach((sn, i) => { if (sn) { if (channels > 1) sn.connect(into, 0, i); else sn.connect(into); } });
       // The processor writes silence; connecting it keeps the graph pulled.
       cap.node.connect(cap.ctx.destination);
     } catch (e) { return fail("audio-context", "building the capture graph", e); }
     const add = (t, type, f) => { t.addEventListener(type, f); cap.on.push([t, type, f]); LISTENERS++; };
     add(cap.node.port, "message", (e) => { const d = e.data; if (d && d.samples) sink(d.last ? 15 : 14, gen, d.samples, d.sampleRate); });
     cap.node.port.start();
-    for (const t of stream.getAudioTracks()) add(t, "ended", () => sink(16, gen, undefined, 0));
+    [m, s].forEach((st, i) => {
+      if (!st) return;
+      // A source has ended when every one of its audio tracks has.
+      const tracks = st.getAudioTracks();
+      for (const t of tracks) add(t, "ended", () => { if (tracks.every((x) => x.readyState === "ended")) sink(16, gen, NAMES[i], 0); });
+    });
     sink(12, gen, cap, 0);
     if (cap.ctx.state === "suspended") {
       // Autoplay policy: resume on the next user gesture.
@@ -191,13 +244,15 @@ export function rt_capture(audio, url, rate, gen, sink) {
       }
       sink(18, gen, undefined, 0);
     }
-  }, (e) => { rt_capture_close(cap); sink(13, gen, { name: (e && e.name) || "Error", message: `microphone: ${(e && e.name) || "Error"}: ${e && e.message ? e.message : String(e)}` }, 0); });
+  }, (e) => { rt_capture_close(cap); sink(13, gen, { name: (e && e.name) || "Error", message: e && e.message ? String(e.message) : String(e) }, 0); });
   return cap;
 }
 // Stops the input and asks the worklet for what it holds; if no answer
 // comes within `grace` ms (a suspended context never answers), MIC_FINISH.
+// Streams the host gave are the host's: their tracks are left running.
+const ownTracks = (cap) => cap.streams.filter((st, i) => st && !(cap.given && cap.given[i])).flatMap((st) => st.getTracks());
 export function rt_capture_stop(cap, grace, gen, sink) {
-  if (cap.stream) for (const t of cap.stream.getTracks()) t.stop();
+  for (const t of ownTracks(cap)) t.stop();
   if (cap.node) cap.node.port.postMessage("flush");
   if (!cap.grace) cap.grace = rt_timer(grace, () => sink(17, gen, undefined, 0));
 }
@@ -206,7 +261,11 @@ export function rt_capture_close(cap) {
   if (cap.grace) { rt_timer_clear(cap.grace); cap.grace = null; }
   for (const [t, type, f] of cap.on) t.removeEventListener(type, f);
   LISTENERS -= cap.on.length; cap.on = [];
-  try { if (cap.node) { cap.node.port.close(); cap.node.disconnect(); } if (cap.source) cap.source.disconnect(); } catch (e) { /* gone */ }
-  if (cap.stream) for (const t of cap.stream.getTracks()) t.stop();
+  try {
+    if (cap.node) { cap.node.port.close(); cap.node.disconnect(); }
+    if (cap.merger) cap.merger.disconnect();
+    for (const sn of cap.sources || []) if (sn) sn.disconnect();
+  } catch (e) { /* gone */ }
+  for (const t of ownTracks(cap)) t.stop();
   if (cap.ctx && cap.ctx.state !== "closed") cap.ctx.close().catch(() => {});
 }

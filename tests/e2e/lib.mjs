@@ -100,8 +100,12 @@ export async function control(base, method, path, body) {
   return r.json();
 }
 
-/** Parses a PCM16 mono WAV into { sampleRate, samples: Float32Array (−1..1) }. */
-export function parseWav(buf) {
+/**
+ * Parses a PCM16 WAV into { sampleRate, samples: Float32Array (−1..1) }:
+ * mono unless `channels` says how many to expect, then `channelData` holds
+ * one Float32Array per channel (deinterleaved) and `samples` the first.
+ */
+export function parseWav(buf, { channels: want = 1 } = {}) {
   const b = Buffer.from(buf);
   if (b.toString("ascii", 0, 4) !== "RIFF" || b.toString("ascii", 8, 12) !== "WAVE") throw new Error("not a WAV");
   let pos = 12, sampleRate = 0, channels = 0, bits = 0;
@@ -113,12 +117,14 @@ export function parseWav(buf) {
       sampleRate = b.readUInt32LE(pos + 12);
       bits = b.readUInt16LE(pos + 22);
     } else if (id === "data") {
-      if (bits !== 16 || channels !== 1) throw new Error(`want PCM16 mono, got ${bits} bits × ${channels}`);
+      if (bits !== 16 || channels !== want) throw new Error(`want PCM16 × ${want} channels, got ${bits} bits × ${channels}`);
       size = Math.min(size, b.length - pos - 8);
-      const n = size >> 1;
-      const samples = new Float32Array(n);
-      for (let i = 0; i < n; i++) samples[i] = b.readInt16LE(pos + 8 + 2 * i) / 32768;
-      return { sampleRate, samples };
+      const frames = Math.floor((size >> 1) / channels);
+      const channelData = Array.from({ length: channels }, () => new Float32Array(frames));
+      for (let i = 0; i < frames; i++) {
+        for (let c = 0; c < channels; c++) channelData[c][i] = b.readInt16LE(pos + 8 + 2 * (i * channels + c)) / 32768;
+      }
+      return { sampleRate, channels, samples: channelData[0], channelData };
     }
     pos += 8 + size + (size & 1);
   }

@@ -55,6 +55,28 @@ export async function demo(): Promise<void> {
   await client.startMicrophone({ echoCancellation: true });
   await client.stopMicrophone();
   const capturing: boolean = client.capturing;
+  // Two channels and push-to-talk (issue 14).
+  const ptt = new TranscriptionClient({
+    url: "wss://example.com/v1/listen",
+    channels: 2,
+    pushToTalk: { preRollMs: 300, timeoutMs: 3000, connection: "onDemand" },
+  });
+  // @ts-expect-error: three channels are not a stream this client sends
+  new TranscriptionClient({ url: "wss://x/", channels: 3 });
+  // @ts-expect-error: the connection is "warm" or "onDemand"
+  new TranscriptionClient({ url: "wss://x/", pushToTalk: { connection: "lazy" } });
+  const shared = new MediaStream();
+  await ptt.startCapture({ microphone: { deviceId: "d" }, systemAudio: shared });
+  await ptt.startCapture({ microphone: false, systemAudio: true });
+  ptt.on("capture", (c) => console.log(c.source === "systemAudio", c.state));
+  const id: number = ptt.beginUtterance({ preRollMs: 200 });
+  const u = await ptt.endUtterance();
+  const words: string = u.text + u.finals.map((f) => f.channel).join() + id;
+  console.log(words, u.latencyMs, u.timedOut, u.startMs, u.endMs, u.audioMs);
+  ptt.on("utterance", (r) => console.log(r.id, r.text));
+  const standby: TranscriptionState = "standby";
+  console.log(standby, ptt.stats().audioMsGated);
+  await ptt.stopCapture();
   const summary: CloseSummary = await client.close({ flush: true, timeoutMs: 5000 });
   console.log(summary.reason, capturing, client.stats().bytesDropped, client.state);
   await client.close();

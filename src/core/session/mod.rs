@@ -202,7 +202,7 @@ impl Session {
             server_offset: c.server_offset,
             probes_failed: c.probes_failed,
             duplicate_finals_suppressed: c.duplicate_finals_suppressed,
-            audio_ms_gated: self.utterances.gated_samples as f64 * 2.0 / self.cfg.bytes_per_ms(),
+            audio_ms_gated: self.gated_samples() as f64 * 2.0 / self.cfg.bytes_per_ms(),
         }
     }
 

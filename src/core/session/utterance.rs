@@ -9,7 +9,6 @@
 //! completed after the reconnect like any audio: the flush goes out again
 //! on every new connection that carries its end.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::link::Link;
@@ -50,10 +49,12 @@ pub(super) struct Utterances {
     next_id: u64,
     /// Begun and not ended (at most one), then ended and waiting for finals.
     running: Vec<Running>,
-    /// The pre-roll: the last samples captured while none runs.
-    ring: VecDeque<i16>,
-    /// Samples (all channels) captured while none ran and let go of.
-    pub(super) gated_samples: u64,
+    /// The pre-roll: the last samples captured while none runs (trimmed
+    /// to the pre-roll length in batches, so the trim is rare).
+    ring: Vec<i16>,
+    /// Samples (all channels) captured while none ran and let go of
+    /// (see [`Session::gated_samples`] for the exact count).
+    gated_samples: u64,
 }
 
 impl Utterances {
@@ -79,11 +80,22 @@ impl Session {
     pub(super) fn hold_pre_roll(&mut self, samples: &[i16]) {
         let keep = self.pre_roll_samples(None);
         let u = &mut self.utterances;
-        u.ring.extend(samples.iter().copied());
-        while u.ring.len() > keep {
-            u.ring.pop_front();
-            u.gated_samples += 1;
+        u.ring.extend_from_slice(samples);
+        let len = u.ring.len();
+        if len > keep + keep.max(4_096) {
+            let excess = len - keep;
+            u.ring.copy_within(excess.., 0);
+            u.ring.truncate(keep);
+            u.gated_samples += excess as u64;
         }
+    }
+
+    /// Samples captured while no utterance ran that are not in the
+    /// stream: let go of, or in the ring beyond the pre-roll.
+    pub(super) fn gated_samples(&self) -> u64 {
+        let keep = self.pre_roll_samples(None);
+        let u = &self.utterances;
+        u.gated_samples + u.ring.len().saturating_sub(keep) as u64
     }
 
     /// Samples (whole frames, all channels) of pre-roll: the configured
@@ -104,7 +116,7 @@ impl Session {
         let u = &mut self.utterances;
         let skip = u.ring.len().saturating_sub(keep);
         u.gated_samples += skip as u64;
-        let roll: Vec<i16> = u.ring.drain(..).skip(skip).collect();
+        let roll = std::mem::take(&mut u.ring);
         u.running.push(Running {
             id,
             start,
@@ -116,10 +128,13 @@ impl Session {
             flushed_on: None,
             flushed: false,
         });
-        if !roll.is_empty() {
+        if roll.len() > skip {
             let waited = self.link.ready().is_none();
-            self.queue.push(now, &roll, waited);
+            self.queue.push(now, &roll[skip..], waited);
         }
+        // The allocation is kept for the next pre-roll.
+        self.utterances.ring = roll;
+        self.utterances.ring.clear();
         id
     }
 
@@ -269,8 +284,16 @@ impl Running {
 
 fn result(u: &Running, bytes_per_sec: f64, now: Instant, timed_out: bool) -> UtteranceResult {
     let end = u.end.unwrap_or(u.start);
+    // In stream order (channels interleave), by insertion: a handful of
+    // finals, and no sort routine in the bundle.
     let mut finals = u.finals.clone();
-    finals.sort_by(|a, b| a.start.total_cmp(&b.start));
+    for i in 1..finals.len() {
+        let mut j = i;
+        while j > 0 && finals[j - 1].start > finals[j].start {
+            finals.swap(j - 1, j);
+            j -= 1;
+        }
+    }
     let text: Vec<&str> = finals
         .iter()
         .map(|t| t.text.trim())
