@@ -4,7 +4,8 @@
 //
 // Query parameters (all optional) preset the page, e.g.
 //   /?provider=omi&engine=meter&staleAfterMs=3000&initialDelayMs=200
-// provider, engine: the selectors; processing=1 turns the browser's voice
+// provider, engine: the selectors; system=1 shares the system audio as a
+// second channel; ptt=1 turns push-to-talk on; processing=1 turns the browser's voice
 // processing on (off by default: recognisers prefer the raw signal, and
 // Chromium's echo canceller, noise suppressor and AGC reshape it); the numeric ones map to client options
 // (NUMERIC_OPTIONS below) so tests and demos can shorten the timeouts.
@@ -54,6 +55,7 @@ const demo = {
   events: [],
   states: [],
   transcripts: [],
+  utterances: [],
   options: null,
   start,
   stop,
@@ -80,6 +82,9 @@ function clientOptions() {
   url.searchParams.set("engine", $("engine").value);
   const options = { url: url.toString(), provider };
   if (p.token) options.token = p.token;
+  // Omi's endpoint takes one channel: there the system audio is mixed in.
+  if ($("system-audio").checked && provider !== "omi") options.channels = 2;
+  if ($("ptt").checked) options.pushToTalk = true;
   for (const [key, [group, name]] of Object.entries(NUMERIC_OPTIONS)) {
     if (!params.has(key)) continue;
     const n = Number(params.get(key));
@@ -210,6 +215,45 @@ function setRunning(running) {
   $("provider").disabled = running;
   $("engine").disabled = running;
   $("processing").disabled = running;
+  $("system-audio").disabled = running;
+  $("ptt").disabled = running;
+  $("talk").disabled = !(running && $("ptt").checked);
+  if (!running) talkUp();
+}
+
+// ---- push-to-talk ----------------------------------------------------------
+
+let talking = false;
+
+function talkDown() {
+  const c = demo.client;
+  if (!c || talking || !$("ptt").checked) return;
+  try {
+    c.beginUtterance();
+  } catch (e) {
+    log("beginUtterance failed", { code: e.code, message: e.message });
+    return;
+  }
+  talking = true;
+  $("talk").setAttribute("aria-pressed", "true");
+}
+
+function talkUp() {
+  const c = demo.client;
+  if (!talking) return;
+  talking = false;
+  $("talk").setAttribute("aria-pressed", "false");
+  if (!c) return;
+  c.endUtterance().then(showUtterance, (e) => log("endUtterance rejected", { code: e.code, message: e.message }));
+}
+
+function showUtterance(u) {
+  demo.utterances.push(u);
+  $("utterances-panel").hidden = false;
+  const li = document.createElement("li");
+  const how = u.timedOut ? "timed out, partial" : `${u.latencyMs} ms after release`;
+  li.textContent = `#${u.id} (${(u.audioMs / 1000).toFixed(1)} s, ${how}): ${u.text || "(no words)"}`;
+  $("utterances").prepend(li);
 }
 
 async function start() {
@@ -241,14 +285,15 @@ async function start() {
   // Not awaited: readiness may take a while (server down), and audio is
   // queued from the first sample, so the microphone starts right away.
   client.connect().catch((e) => log("connect rejected", { code: e.code, message: e.message }));
+  client.on("capture", (e) => log("capture", e));
   try {
     const processing = $("processing").checked;
-    await client.startMicrophone({
-      echoCancellation: processing, noiseSuppression: processing, autoGainControl: processing,
-    });
-    log("microphone", "capturing");
+    const microphone = { echoCancellation: processing, noiseSuppression: processing, autoGainControl: processing };
+    // The browser asks which tab or screen to share (with its audio).
+    await client.startCapture({ microphone, systemAudio: $("system-audio").checked });
+    log("capture", "running");
   } catch (e) {
-    log("microphone failed", { code: e.code, message: e.message });
+    log("capture failed", { code: e.code, message: e.message });
   }
 }
 
@@ -291,6 +336,27 @@ async function fault(name, body = {}) {
 selectFromQuery($("provider"), "provider");
 selectFromQuery($("engine"), "engine");
 $("processing").checked = params.get("processing") === "1";
+$("system-audio").checked = params.get("system") === "1";
+$("ptt").checked = params.get("ptt") === "1";
+for (const [id, key] of [["system-audio", "system"], ["ptt", "ptt"]]) {
+  $(id).addEventListener("change", () => {
+    params.set(key, $(id).checked ? "1" : "0");
+    history.replaceState(null, "", `?${params}`);
+  });
+}
+const talk = $("talk");
+talk.addEventListener("pointerdown", (e) => { talk.setPointerCapture?.(e.pointerId); talkDown(); });
+talk.addEventListener("pointerup", talkUp);
+talk.addEventListener("pointercancel", talkUp);
+// The space bar, outside form fields; held keys repeat, so only the first counts.
+const typing = (e) => e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement || e.target instanceof HTMLTextAreaElement;
+addEventListener("keydown", (e) => {
+  if (e.code !== "Space" || typing(e) || !demo.client || !$("ptt").checked) return;
+  e.preventDefault();
+  if (!e.repeat) talkDown();
+});
+addEventListener("keyup", (e) => { if (e.code === "Space" && talking) { e.preventDefault(); talkUp(); } });
+addEventListener("blur", talkUp);
 $("processing").addEventListener("change", () => {
   params.set("processing", $("processing").checked ? "1" : "0");
   history.replaceState(null, "", `?${params}`);

@@ -99,3 +99,43 @@ test("five utterances with a reset in the third all resolve with their words", {
     await browser.close();
   }
 });
+
+test("the demo's hold-to-talk: the space bar and the button each give an utterance result", { timeout: 90_000 }, async () => {
+  const browser = await launchChromium({ fakeAudio: SPEECH_48K });
+  try {
+    const page = await browser.newPage();
+    const problems = [];
+    page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+    await page.goto(`${server.base}/?engine=pocketsphinx&ptt=1`);
+    await page.waitForSelector("html[data-ready=true]", { timeout: 15_000 });
+    assert.ok(await page.isChecked("#ptt"));
+    await page.click("#start");
+    await page.waitForFunction(() => window.rtDemo.client?.capturing && window.rtDemo.client.state === "open", null, { timeout: 10_000 });
+    assert.equal(await page.isDisabled("#talk"), false);
+    await page.waitForTimeout(800);
+    await page.keyboard.down("Space");
+    await page.waitForTimeout(2000);
+    assert.equal(await page.getAttribute("#talk", "aria-pressed"), "true");
+    await page.keyboard.up("Space");
+    await page.waitForFunction(() => window.rtDemo.utterances.length === 1, null, { timeout: 10_000 });
+    await page.hover("#talk");
+    await page.mouse.down();
+    await page.waitForTimeout(2000);
+    await page.mouse.up();
+    await page.waitForFunction(() => window.rtDemo.utterances.length === 2, null, { timeout: 10_000 });
+    const shown = await page.$$eval("#utterances li", (lis) => lis.map((li) => li.textContent));
+    const us = await page.evaluate(() => window.rtDemo.utterances);
+    console.log(`# demo utterances: ${JSON.stringify(shown)}`);
+    assert.equal(shown.length, 2);
+    for (const u of us) {
+      assert.ok(!u.timedOut, JSON.stringify(u));
+      assert.match(u.text, /[a-z]/, JSON.stringify(u));
+    }
+    assert.match(shown[1], /^#1 \(2\.\d s, \d+ ms after release\): [a-z]/);
+    await page.click("#stop");
+    await page.waitForFunction(() => window.rtDemo.lastSummary, null, { timeout: 15_000 });
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
