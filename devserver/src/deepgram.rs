@@ -167,6 +167,7 @@ async fn run(c: &mut Conn, p: Params, opts: Options) {
         kind: p.engine,
         sample_rate: p.sample_rate,
         channels: p.channels,
+        per_channel: false,
         grammar: p.grammar,
         base_frames: 0,
         utterance_end_ms: opts.utterance_end_ms,
@@ -261,7 +262,7 @@ async fn run(c: &mut Conn, p: Params, opts: Options) {
                 }
                 c.session.update(|r| r.transcripts_sent += 1);
             }
-            Ev::Engine(EngineOut::SpeechStarted { at }) => {
+            Ev::Engine(EngineOut::SpeechStarted { at, .. }) => {
                 if opts.vad_events {
                     let msg = json!({
                         "type": "SpeechStarted",
@@ -273,7 +274,7 @@ async fn run(c: &mut Conn, p: Params, opts: Options) {
                     }
                 }
             }
-            Ev::Engine(EngineOut::UtteranceEnd { last_word_end }) => {
+            Ev::Engine(EngineOut::UtteranceEnd { last_word_end, .. }) => {
                 let msg = json!({
                     "type": "UtteranceEnd",
                     "channel": [0, 1],

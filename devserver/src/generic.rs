@@ -6,7 +6,8 @@
 //! The stream's transcription lives there too (`stream.rs`): finals in
 //! flight when a connection died are finalized and sent on the next one
 //! (`final_from`), and transcript times are stream time across reconnects
-//! and `seek` gaps.
+//! and `seek` gaps. Each channel is transcribed on its own (`channel` in
+//! every transcript).
 
 use std::collections::HashMap;
 
@@ -167,6 +168,7 @@ async fn run(c: &mut Conn, p: Params) {
         kind: p.engine,
         sample_rate: p.sample_rate,
         channels: p.channels,
+        per_channel: true,
         grammar: p.grammar,
         base_frames: 0,
         utterance_end_ms: None,
@@ -329,7 +331,7 @@ async fn send_transcript(c: &mut Conn, tr: &Transcript) -> bool {
         "is_final": tr.is_final,
         "start": tr.start,
         "end": tr.end,
-        "channel": 0,
+        "channel": tr.channel,
     });
     let sent = c.send_json(&msg).await;
     if sent {

@@ -62,6 +62,7 @@ async fn run(c: &mut Conn, p: Params) {
         kind: p.engine,
         sample_rate: p.sample_rate,
         channels: p.channels,
+        per_channel: false,
         grammar: p.grammar,
         base_frames: 0,
         utterance_end_ms: None,

@@ -390,6 +390,7 @@ mod tests {
             kind: EngineKind::Counter,
             sample_rate: 16_000,
             channels: 1,
+            per_channel: true,
             grammar: None,
             base_frames: 0,
             utterance_end_ms: None,
