@@ -468,15 +468,18 @@ async fn two_channel_sessions_are_recorded_as_two_channel_wavs() {
         assert_eq!(w.pcm, pcm, "{what}: interleaved as sent");
     };
     check(&wav, "session audio");
+    // The session is marked ended before its file is written: wait for
+    // the whole file (header and every frame), then check it.
     let path = dir.join(format!("{id}.wav"));
     let mut file = Vec::new();
-    for _ in 0..50 {
-        if let Ok(b) = std::fs::read(&path) {
-            file = b;
+    for _ in 0..100 {
+        file = std::fs::read(&path).unwrap_or_default();
+        if file.len() >= 44 + pcm.len() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(file.len(), 44 + pcm.len(), "{}", path.display());
     let _ = std::fs::remove_dir_all(&dir);
     check(&file, "record-dir file");
 
