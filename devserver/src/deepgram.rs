@@ -2,7 +2,9 @@
 //!
 //! Mirrors the behaviour clients depend on: auth by `Authorization: Token K`
 //! (or `Bearer T`) or subprotocols `token, K` / `bearer, T` (401 at the
-//! upgrade when rejected), binary PCM16 in, `Results` out at least once per
+//! upgrade when rejected), binary PCM16 in (`channels=2` interleaved; with
+//! `multichannel=true` each channel transcribed on its own, its `Results`
+//! naming it in `channel_index`), `Results` out at least once per
 //! second of audio, finals that tile the stream, `SpeechStarted` and
 //! `UtteranceEnd` when asked for, `KeepAlive`, `Finalize`, `Configure`,
 //! `CloseStream` → finals + `Metadata` + close 1000, and the 10 s idle
@@ -68,7 +70,7 @@ pub async fn handler(
     if let Some(msg) = bad_encoding {
         return up.reject(StatusCode::BAD_REQUEST, &msg);
     }
-    let opts = match Options::parse(query) {
+    let opts = match Options::parse(query, up.params.channels) {
         Ok(o) => o,
         Err(msg) => return up.reject(StatusCode::BAD_REQUEST, &msg),
     };
@@ -95,10 +97,23 @@ struct Options {
     utterance_end_ms: Option<u32>,
     /// `model=`, for Configure's keyterms rule.
     model: Option<String>,
+    /// `multichannel=true`: each channel transcribed on its own; without
+    /// it the channels are mixed down (`channel_index` `[0, 1]`).
+    multichannel: bool,
 }
 
 impl Options {
-    fn parse(q: &BTreeMap<String, String>) -> Result<Options, String> {
+    fn parse(q: &BTreeMap<String, String>, channels: u16) -> Result<Options, String> {
+        // One recogniser per channel costs a decoder each; the client
+        // sends at most two (Deepgram itself takes up to 20).
+        if channels > 2 {
+            return Err(format!("channels must be 1 or 2, got {channels}"));
+        }
+        let multichannel = match q.get("multichannel").map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(v) => return Err(format!("multichannel must be true or false, got {v:?}")),
+        };
         let vad_events = match q.get("vad_events").map(String::as_str) {
             None | Some("false") => false,
             Some("true") => true,
@@ -117,6 +132,7 @@ impl Options {
             vad_events,
             utterance_end_ms,
             model: q.get("model").cloned(),
+            multichannel,
         })
     }
 }
@@ -167,6 +183,7 @@ async fn run(c: &mut Conn, p: Params, opts: Options) {
         kind: p.engine,
         sample_rate: p.sample_rate,
         channels: p.channels,
+        per_channel: opts.multichannel,
         grammar: p.grammar,
         base_frames: 0,
         utterance_end_ms: opts.utterance_end_ms,
@@ -181,6 +198,9 @@ async fn run(c: &mut Conn, p: Params, opts: Options) {
     // finals end at what was received before it.
     let mut closing = false;
     let bytes_per_sec = f64::from(p.sample_rate) * f64::from(p.channels) * 2.0;
+    // `channel_index`'s and `channel`'s second element: the channels
+    // transcribed apart (1 for the mix).
+    let n = if opts.multichannel { p.channels } else { 1 };
     loop {
         match c.next().await {
             Ev::Binary(b) if b.is_empty() => {
@@ -255,17 +275,17 @@ async fn run(c: &mut Conn, p: Params, opts: Options) {
                 }
             },
             Ev::Engine(EngineOut::Transcript(t)) => {
-                let msg = results(&t, &request_id);
+                let msg = results(&t, &request_id, n);
                 if !c.send_json(&msg).await {
                     return;
                 }
                 c.session.update(|r| r.transcripts_sent += 1);
             }
-            Ev::Engine(EngineOut::SpeechStarted { at }) => {
+            Ev::Engine(EngineOut::SpeechStarted { at, channel }) => {
                 if opts.vad_events {
                     let msg = json!({
                         "type": "SpeechStarted",
-                        "channel": [0, 1],
+                        "channel": [channel, n],
                         "timestamp": round_us(at),
                     });
                     if !c.send_json(&msg).await {
@@ -273,10 +293,13 @@ async fn run(c: &mut Conn, p: Params, opts: Options) {
                     }
                 }
             }
-            Ev::Engine(EngineOut::UtteranceEnd { last_word_end }) => {
+            Ev::Engine(EngineOut::UtteranceEnd {
+                last_word_end,
+                channel,
+            }) => {
                 let msg = json!({
                     "type": "UtteranceEnd",
-                    "channel": [0, 1],
+                    "channel": [channel, n],
                     "last_word_end": round_us(last_word_end),
                 });
                 if !c.send_json(&msg).await {
@@ -339,7 +362,8 @@ fn configure_rejection(cfg: &Configure, model: Option<&str>) -> Option<Value> {
     })
 }
 
-/// A Deepgram `Results` message.
+/// A Deepgram `Results` message; `channels` is `channel_index`'s second
+/// element (the channels transcribed apart, 1 without `multichannel`).
 ///
 /// Times are rounded to whole microseconds, and `duration` is the rounded
 /// end minus the rounded start, so finals that tile in the engine tile in
@@ -349,7 +373,7 @@ fn configure_rejection(cfg: &Configure, model: Option<&str>) -> Option<Value> {
 /// stream's end is rarely a whole millisecond (53 858 samples at 16 kHz are
 /// 3.366125 s) and a client confirming audio by the last final's end would
 /// otherwise miss up to half a millisecond of it.
-pub fn results(t: &Transcript, request_id: &str) -> Value {
+pub fn results(t: &Transcript, request_id: &str, channels: u16) -> Value {
     let words: Vec<Value> = t
         .words
         .iter()
@@ -366,7 +390,7 @@ pub fn results(t: &Transcript, request_id: &str) -> Value {
     let (start, end) = (micros(t.start), micros(t.end));
     json!({
         "type": "Results",
-        "channel_index": [0, 1],
+        "channel_index": [t.channel, channels],
         "duration": (end - start) as f64 / 1e6,
         "start": start as f64 / 1e6,
         "is_final": t.is_final,
@@ -489,7 +513,7 @@ mod tests {
                 true,
                 1.0,
             );
-            let r = results(&t, "rid");
+            let r = results(&t, "rid", 1);
             let (s, d) = (
                 r["start"].as_f64().unwrap(),
                 r["duration"].as_f64().unwrap(),

@@ -6,9 +6,11 @@
 //! The stream's transcription lives there too (`stream.rs`): finals in
 //! flight when a connection died are finalized and sent on the next one
 //! (`final_from`), and transcript times are stream time across reconnects
-//! and `seek` gaps.
+//! and `seek` gaps. Each channel is transcribed on its own (`channel` in
+//! every transcript); `flush` finalizes what is stored and is answered
+//! with `flushed`, the socket staying open.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Extension, Query, State};
@@ -167,6 +169,7 @@ async fn run(c: &mut Conn, p: Params) {
         kind: p.engine,
         sample_rate: p.sample_rate,
         channels: p.channels,
+        per_channel: true,
         grammar: p.grammar,
         base_frames: 0,
         utterance_end_ms: None,
@@ -196,6 +199,10 @@ async fn run(c: &mut Conn, p: Params) {
     let mut last_ack = Instant::now();
     let mut acked: Option<u64> = None;
     let mut finishing = false;
+    // The high-water marks of the `flush`es not answered yet, oldest
+    // first: the engine answers flushes in order, and a `finish` (after
+    // which flushes are ignored) comes last.
+    let mut flushes: VecDeque<u64> = VecDeque::new();
     loop {
         match c.next().await {
             Ev::Binary(b) if b.is_empty() => {
@@ -236,6 +243,12 @@ async fn run(c: &mut Conn, p: Params) {
                         att.flush();
                     }
                     Some("finish") => {}
+                    // Push-to-talk: finalize what is stored, keep streaming.
+                    Some("flush") if !finishing => {
+                        last_activity = Instant::now();
+                        flushes.push_back(att.flush());
+                    }
+                    Some("flush") => {}
                     // The client dropped audio (and reported it): the next
                     // frame starts further on. Offsets never go backwards.
                     Some("seek") => match v.get("offset").and_then(Value::as_u64) {
@@ -280,7 +293,11 @@ async fn run(c: &mut Conn, p: Params) {
                 }
             }
             Ev::Engine(EngineOut::Flushed) => {
-                if finishing {
+                if let Some(h) = flushes.pop_front() {
+                    if !c.send_json(&json!({"type": "flushed", "offset": h})).await {
+                        return;
+                    }
+                } else if finishing {
                     let h = att.hwm();
                     let acked =
                         c.stop_acking() || c.send_json(&json!({"type": "ack", "offset": h})).await;
@@ -329,7 +346,7 @@ async fn send_transcript(c: &mut Conn, tr: &Transcript) -> bool {
         "is_final": tr.is_final,
         "start": tr.start,
         "end": tr.end,
-        "channel": 0,
+        "channel": tr.channel,
     });
     let sent = c.send_json(&msg).await;
     if sent {

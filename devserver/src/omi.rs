@@ -6,7 +6,8 @@
 //! Transcripts are JSON arrays of segments, one per non-empty final (the
 //! same finals as Deepgram's for the same audio, in this socket's audio
 //! time, so they never overlap); the server sends a text `ping` every 10 s;
-//! binary frames of at most 2 bytes are keepalives. Omi has no flush, and
+//! binary frames of at most 2 bytes are keepalives; one channel only
+//! (`channels` other than 1 is an HTTP 400). Omi has no flush, and
 //! none is needed: the recognisers end utterances on their own (a pause,
 //! or 5 s of speech; the counter every second).
 
@@ -14,6 +15,7 @@ use std::collections::HashMap;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Extension, Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use futures_util::FutureExt;
 use serde_json::{json, Value};
@@ -38,6 +40,15 @@ pub async fn handler(
         ..Default::default()
     };
     match Upgrade::admit(app, info, ws, q, record).await {
+        // Omi transcribes one audio stream: say so before the upgrade
+        // rather than transcribe half of a stereo stream.
+        Ok(up) if up.params.channels != 1 => {
+            let msg = format!(
+                "channels must be 1 (Omi transcribes a single channel), got {}",
+                up.params.channels
+            );
+            up.reject(StatusCode::BAD_REQUEST, &msg)
+        }
         Ok(up) => up.accept(None, |c, p| run(c, p).boxed()),
         Err(res) => res,
     }
@@ -62,6 +73,7 @@ async fn run(c: &mut Conn, p: Params) {
         kind: p.engine,
         sample_rate: p.sample_rate,
         channels: p.channels,
+        per_channel: false,
         grammar: p.grammar,
         base_frames: 0,
         utterance_end_ms: None,

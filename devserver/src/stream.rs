@@ -269,8 +269,9 @@ impl Attachment {
     }
 
     /// Finalizes everything stored; this connection gets `Flushed` after
-    /// the finals.
-    pub fn flush(&self) {
+    /// the finals. Returns the high-water mark the flush covers (taken
+    /// under the lock that also orders audio before the flush).
+    pub fn flush(&self) -> u64 {
         let mut st = lock(&self.stream.state);
         let st = &mut *st;
         match st.engine.as_mut() {
@@ -286,6 +287,7 @@ impl Attachment {
                 }
             }
         }
+        st.store.hwm
     }
 
     /// The high-water mark.
@@ -390,6 +392,7 @@ mod tests {
             kind: EngineKind::Counter,
             sample_rate: 16_000,
             channels: 1,
+            per_channel: true,
             grammar: None,
             base_frames: 0,
             utterance_end_ms: None,

@@ -1,6 +1,9 @@
 //! Speech engines. An engine turns PCM16 into transcripts; each connection
 //! gets its own worker thread, because pocketsphinx calls block for tens of
-//! milliseconds and must not stall the async runtime.
+//! milliseconds and must not stall the async runtime. Multi-channel audio
+//! is either mixed down into one recogniser or, with
+//! [`EngineSpec::per_channel`], heard by one recogniser per channel in that
+//! thread, each result tagged with its channel.
 
 pub mod counter;
 pub mod meter;
@@ -62,9 +65,15 @@ impl EngineKind {
 #[derive(Debug, Clone)]
 pub struct EngineSpec {
     pub kind: EngineKind,
-    /// Rate and channel count of the incoming PCM16.
+    /// Rate and channel count of the incoming PCM16 (interleaved frames:
+    /// one sample per channel).
     pub sample_rate: u32,
     pub channels: u16,
+    /// With more than one channel: transcribe each channel on its own (one
+    /// recogniser per channel, every result carrying its channel), as
+    /// Deepgram's `multichannel=true` does; otherwise the channels are
+    /// mixed down (averaged) into one recogniser, channel 0.
+    pub per_channel: bool,
     /// JSGF grammar text (pocketsphinx only).
     pub grammar: Option<Arc<str>>,
     /// Stream position, in input frames, of the first frame this worker
@@ -97,16 +106,19 @@ pub enum EngineIn {
 #[derive(Debug, Clone)]
 pub enum EngineOut {
     Transcript(Transcript),
-    /// Speech started at `at` (stream seconds).
+    /// Speech started at `at` (stream seconds) on `channel`.
     SpeechStarted {
         at: f64,
+        channel: u16,
     },
-    /// `utterance_end_ms` of audio passed since the last word, which ended
-    /// at `last_word_end` (stream seconds).
+    /// `utterance_end_ms` of audio passed since the last word on `channel`,
+    /// which ended at `last_word_end` (stream seconds).
     UtteranceEnd {
         last_word_end: f64,
+        channel: u16,
     },
-    /// Every final for the audio sent before the flush has been emitted.
+    /// Every final for the audio sent before the flush has been emitted
+    /// (on every channel: one `Flushed` per flush).
     Flushed,
     /// The engine could not start (e.g. the model failed to load).
     Failed(String),
@@ -126,11 +138,22 @@ pub fn spawn(spec: EngineSpec) -> EngineHandle {
     let (out_tx, out_rx) = mpsc::unbounded_channel::<EngineOut>();
     let name = format!("engine-{}", spec.kind.name());
     let worker = move || {
-        let mut w = Worker::new(spec);
+        // One worker per channel when asked (each picks its channel out of
+        // the interleaved frames), else one for the mix.
+        let mut workers: Vec<Worker> = if spec.per_channel && spec.channels > 1 {
+            (0..spec.channels)
+                .map(|c| Worker::new(spec.clone()).on_channel(c))
+                .collect()
+        } else {
+            vec![Worker::new(spec)]
+        };
         while let Some(msg) = in_rx.blocking_recv() {
             let mut out = Vec::new();
             let flushed = matches!(msg, EngineIn::Flush);
-            if let Err(e) = w.handle(msg, &mut out) {
+            let handled = workers
+                .iter_mut()
+                .try_for_each(|w| w.handle(&msg, &mut out));
+            if let Err(e) = handled {
                 let _ = out_tx.send(EngineOut::Failed(e));
                 // Keep answering flushes so sessions never wait forever.
                 while let Some(m) = in_rx.blocking_recv() {
@@ -205,6 +228,8 @@ enum Place {
 ///   its own times are shifted by the frames skipped so far.
 struct Worker {
     spec: EngineSpec,
+    /// The channel this worker hears; `None`: all of them, mixed down.
+    channel: Option<u16>,
     rec: Option<Box<dyn Recognizer>>,
     carry: Vec<u8>,
     /// Input frames (one sample per channel) seen so far, gaps included.
@@ -231,6 +256,7 @@ impl Worker {
     fn new(spec: EngineSpec) -> Worker {
         Worker {
             spec,
+            channel: None,
             rec: None,
             carry: Vec::new(),
             frames_in: 0,
@@ -242,6 +268,17 @@ impl Worker {
             resample_pos: 0.0,
             last_sample: 0,
         }
+    }
+
+    /// Hears only channel `c` of the interleaved frames; results say `c`.
+    fn on_channel(mut self, c: u16) -> Worker {
+        self.channel = Some(c);
+        self
+    }
+
+    /// The channel results are tagged with.
+    fn channel(&self) -> u16 {
+        self.channel.unwrap_or(0)
     }
 
     fn rate(&self) -> u64 {
@@ -271,11 +308,11 @@ impl Worker {
         Ok(self.rec.as_mut().expect("recognizer was just created"))
     }
 
-    fn handle(&mut self, msg: EngineIn, out: &mut Vec<EngineOut>) -> Result<(), String> {
+    fn handle(&mut self, msg: &EngineIn, out: &mut Vec<EngineOut>) -> Result<(), String> {
         match msg {
-            EngineIn::Audio(bytes) => self.audio(&bytes, out)?,
+            EngineIn::Audio(bytes) => self.audio(bytes, out)?,
             EngineIn::Flush => self.flush(out),
-            EngineIn::Skip(bytes) => self.skip(bytes, out),
+            EngineIn::Skip(bytes) => self.skip(*bytes, out),
         }
         Ok(())
     }
@@ -344,10 +381,14 @@ impl Worker {
         // incomplete tail for the next message.
         let whole = data.len() - data.len() % (2 * channels);
         self.carry = data.split_off(whole);
-        // Only the first channel is recognised.
+        let sample = |f: &[u8], c: usize| i32::from(i16::from_le_bytes([f[2 * c], f[2 * c + 1]]));
         let mono: Vec<i16> = data
             .chunks_exact(2 * channels)
-            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .map(|f| match self.channel {
+                Some(c) => sample(f, usize::from(c)) as i16,
+                // The mix: the mean of the channels, which cannot clip.
+                None => ((0..channels).map(|c| sample(f, c)).sum::<i32>() / channels as i32) as i16,
+            })
             .collect();
         self.frames_in += mono.len() as u64;
         let target = self.recognizer()?.sample_rate();
@@ -396,6 +437,7 @@ impl Worker {
         if self.frames_in >= last + gap {
             out.push(EngineOut::UtteranceEnd {
                 last_word_end: self.secs(last),
+                channel: self.channel(),
             });
             self.last_word_end = None;
         }
@@ -412,7 +454,10 @@ impl Worker {
                     let t = self.tile(None, f, true);
                     self.push(t, out);
                 }
-                out.push(EngineOut::SpeechStarted { at: self.secs(f) });
+                out.push(EngineOut::SpeechStarted {
+                    at: self.secs(f),
+                    channel: self.channel(),
+                });
             }
             RecEvent::Transcript(src) if src.is_final => {
                 let end = match place {
@@ -469,8 +514,9 @@ impl Worker {
         t
     }
 
-    fn push(&mut self, t: Transcript, out: &mut Vec<EngineOut>) {
+    fn push(&mut self, mut t: Transcript, out: &mut Vec<EngineOut>) {
         self.last_result_frame = self.frames_in;
+        t.channel = self.channel();
         out.push(EngineOut::Transcript(t));
     }
 
@@ -514,6 +560,7 @@ mod tests {
             kind: EngineKind::Meter,
             sample_rate: rate,
             channels,
+            per_channel: false,
             grammar: None,
             base_frames: 0,
             utterance_end_ms: None,
@@ -622,7 +669,7 @@ mod tests {
         let starts: Vec<f64> = out
             .iter()
             .filter_map(|o| match o {
-                EngineOut::SpeechStarted { at } => Some(*at),
+                EngineOut::SpeechStarted { at, .. } => Some(*at),
                 _ => None,
             })
             .collect();
@@ -683,7 +730,7 @@ mod tests {
         let ends = |out: &[EngineOut]| -> Vec<f64> {
             out.iter()
                 .filter_map(|o| match o {
-                    EngineOut::UtteranceEnd { last_word_end } => Some(*last_word_end),
+                    EngineOut::UtteranceEnd { last_word_end, .. } => Some(*last_word_end),
                     _ => None,
                 })
                 .collect()
@@ -864,6 +911,86 @@ mod tests {
         assert_eq!(finals.len(), 1);
         assert_eq!((finals[0].start, finals[0].end), (0.0, 2.5));
         assert_eq!(finals[0].words.len(), 2);
+    }
+
+    /// Interleaves two mono PCM16 byte streams of equal length.
+    fn interleave(a: &[u8], b: &[u8]) -> Vec<u8> {
+        a.chunks_exact(2)
+            .zip(b.chunks_exact(2))
+            .flat_map(|(x, y)| [x[0], x[1], y[0], y[1]])
+            .collect()
+    }
+
+    /// Runs a spawned engine over `bytes` (in `chunk`-byte messages), then
+    /// a flush; returns what it said up to the `Flushed`.
+    fn run_engine(spec: EngineSpec, bytes: &[u8], chunk: usize) -> Vec<EngineOut> {
+        let mut h = spawn(spec);
+        for c in bytes.chunks(chunk) {
+            h.tx.send(EngineIn::Audio(c.to_vec())).unwrap();
+        }
+        h.tx.send(EngineIn::Flush).unwrap();
+        let mut out = Vec::new();
+        loop {
+            match h.rx.blocking_recv().expect("the engine answers the flush") {
+                EngineOut::Flushed => return out,
+                o => out.push(o),
+            }
+        }
+    }
+
+    /// `per_channel`: one recogniser per channel, each hearing only its
+    /// own samples of the interleaved frames, its finals tiling that
+    /// channel in frames (not samples) and tagged with it; one `Flushed`.
+    #[test]
+    fn per_channel_engines_hear_their_own_channel_and_tile_it_in_frames() {
+        let mut s = spec(16_000, 2);
+        s.kind = EngineKind::Counter;
+        s.per_channel = true;
+        let pcm = interleave(
+            &counter::encode_bytes(0, 20_000),
+            &counter::encode_bytes(300_000, 320_000),
+        );
+        // Odd-sized messages split samples and frames.
+        let out = run_engine(s, &pcm, 6_407);
+        for (c, want) in [
+            (0, ["pos 0-16000", "pos 16000-20000"]),
+            (1, ["pos 300000-316000", "pos 316000-320000"]),
+        ] {
+            let mine: Vec<EngineOut> = out
+                .iter()
+                .filter(|o| matches!(o, EngineOut::Transcript(t) if t.channel == c))
+                .cloned()
+                .collect();
+            let finals = assert_tiles(&mine);
+            let texts: Vec<&str> = finals.iter().map(|t| t.text.as_str()).collect();
+            assert_eq!(texts, want, "channel {c}: {mine:?}");
+            assert_eq!(finals[1].end, 20_000.0 / 16_000.0, "frames, not samples");
+            assert!(finals[1].from_finalize);
+        }
+        assert!(out
+            .iter()
+            .all(|o| matches!(o, EngineOut::Transcript(t) if t.channel < 2)));
+    }
+
+    /// Without `per_channel` the channels are mixed down: channels `v - d`
+    /// and `v + d` mix to `v`, which neither channel is on its own.
+    #[test]
+    fn without_per_channel_the_channels_are_mixed_down() {
+        let mut s = spec(16_000, 2);
+        s.kind = EngineKind::Counter;
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for i in 0..20_000 {
+            let v = counter::encode(i);
+            let d = 100.min(i16::MAX - v.abs());
+            a.extend((v - d).to_le_bytes());
+            b.extend((v + d).to_le_bytes());
+        }
+        let out = run_engine(s, &interleave(&a, &b), 6_400);
+        let finals = assert_tiles(&out);
+        let texts: Vec<&str> = finals.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(texts, ["pos 0-16000", "pos 16000-20000"], "{out:?}");
+        assert!(finals.iter().all(|t| t.channel == 0));
+        assert_eq!(finals[1].end, 1.25);
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct Transcript {
     pub from_finalize: bool,
     pub confidence: f64,
     pub words: Vec<Word>,
+    /// The audio channel transcribed (0 unless the channels of the stream
+    /// are transcribed one by one, see `EngineSpec::per_channel`).
+    pub channel: u16,
 }
 
 impl Transcript {
@@ -63,6 +66,7 @@ impl Transcript {
             from_finalize: false,
             confidence,
             words,
+            channel: 0,
         }
     }
 }
