@@ -554,15 +554,23 @@ impl Conn {
         // is what sends the RST.
         drop(ws);
         session.ctl.live.store(false, Ordering::SeqCst);
-        session.update(|r| r.ended_at_ms = Some(now_ms()));
+        // The recording is complete on disk before the session reads as
+        // ended, and appears under its name whole (written aside, then
+        // renamed): whoever sees `ended_at_ms` or the file reads it all.
         if let Some(dir) = app.cfg.record_dir.clone() {
             let rec = session.snapshot();
             let bytes = wav_bytes(&session.pcm(), rec.sample_rate, rec.channels.max(1));
             let path = dir.join(format!("{}.wav", session.id));
-            if let Err(e) = tokio::fs::write(&path, bytes).await {
+            let partial = dir.join(format!(".{}.wav.partial", session.id));
+            let written = match tokio::fs::write(&partial, bytes).await {
+                Ok(()) => tokio::fs::rename(&partial, &path).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
                 eprintln!("devserver: cannot write {}: {e}", path.display());
             }
         }
+        session.update(|r| r.ended_at_ms = Some(now_ms()));
     }
 }
 
