@@ -21,7 +21,7 @@ use super::{RecEvent, Recognizer, Transcript};
 
 /// The sample at stream position `i` of self-describing audio.
 pub fn encode(i: u64) -> i16 {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         (i >> 16) as u16 as i16
     } else {
         (i & 0xFFFF) as u16 as i16
