@@ -23,8 +23,15 @@ step "cargo test (core + devserver + relay)"
 cargo test --workspace
 step "package build and its size"
 bash scripts/build.sh
-step "TypeScript typings (tsc --noEmit over tests/types/usage.ts)"
-tsc -p tests/types
+step "the npm package (scripts/package.sh: pkg/ assembled, packed into target/npm/)"
+bash scripts/package.sh
+step "TypeScript typings (tsc --strict over tests/types: ESNext.Disposable, and the default libs of ES2020 and ES2022)"
+for config in tests/types/tsconfig.json tests/types/tsconfig.es2020.json tests/types/tsconfig.es2022.json; do
+  tsc -p "$config"
+done
+step "API drift: the core, the d.ts and docs/api.md agree (scripts/check-api.mjs), and the check's own tests"
+node scripts/check-api.mjs
+node --test tests/api/
 step "browser tests"
 bash scripts/test-browsers.sh
 step "end-to-end: the demo in headless Chromium with a fake microphone"
