@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # THE test command (`npm test`): formatting, lints, native tests of the core
 # and the devserver, the package build and its typings, then the browser
-# suites (Chromium, Firefox, WebKitGTK), the end-to-end demo test and the
-# relay's rolling-restart test.
+# suites (Chromium, Firefox, WebKitGTK), the end-to-end demo test, the
+# install tests of the packed npm tarball and the relay's rolling-restart
+# test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PWD/node_modules/.bin:$PATH"
@@ -36,6 +37,8 @@ step "browser tests"
 bash scripts/test-browsers.sh
 step "end-to-end: the demo in headless Chromium with a fake microphone"
 node --test tests/e2e/
+step "install: the packed tarball in fresh projects (plain page in Chromium and Firefox, Vite 7, webpack 5, TypeScript, WebKitGTK)"
+node --test tests/install/
 step "relay: a rolling restart of two relays behind a proxy loses no audio (headless Chromium)"
 cargo build --quiet -p devserver -p resilient-relay
 node --test tests/relay/
