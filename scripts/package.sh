@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Assembles the npm package in pkg/ and packs it: run after scripts/build.sh
 # (`npm run package` does both).
-#   1. npm/ (package.json, README.md, CHANGELOG.md) and the LICENSE files
-#      are copied into pkg/, with docs/api.md, reliability.md, protocol.md
-#      (the package README links them);
+#   1. npm/ (package.json, CHANGELOG.md) and the LICENSE files are copied
+#      into pkg/, with docs/api.md, reliability.md, protocol.md and the
+#      README's images; the package README is npm/README.md with the user
+#      part of README.md included (scripts/package-readme.mjs);
 #   2. the d.ts is post-processed (scripts/package-dts.mjs: `[Symbol.dispose]`
 #      only where the user's TypeScript lib has it);
 #   3. `npm pack` writes target/npm/resilient-transcriber-<version>.tgz and
@@ -23,9 +24,12 @@ if [ "$version" != "$crate" ]; then
   exit 1
 fi
 grep -q "^## \[$version\]" npm/CHANGELOG.md || { echo "package: npm/CHANGELOG.md has no \"## [$version]\" entry" >&2; exit 1; }
-cp -L npm/package.json npm/README.md npm/CHANGELOG.md LICENSE-MIT LICENSE-APACHE "$out/"
-mkdir -p "$out/docs"
+cp -L npm/package.json npm/CHANGELOG.md LICENSE-MIT LICENSE-APACHE "$out/"
+rm -rf "$out/docs"
+mkdir -p "$out/docs/images"
 cp docs/api.md docs/reliability.md docs/protocol.md "$out/docs/"
+cp docs/images/*.png "$out/docs/images/"
+node scripts/package-readme.mjs "$out"
 node scripts/package-dts.mjs "$out/resilient_transcriber.d.ts"
 mkdir -p target/npm
 rm -f target/npm/resilient-transcriber-*.tgz

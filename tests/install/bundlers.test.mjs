@@ -6,7 +6,8 @@
 //   - the Vite dev server: with the README's one line of config
 //     (optimizeDeps.exclude), and without config through a ?url import of
 //     the .wasm; and proof that the default init() does need that line;
-//   - webpack 5 with no webpack config at all (src/index.js → dist/).
+//   - webpack 5 with no webpack config at all (src/index.js → dist/);
+//   - esbuild with the file loader for the .wasm, its URL passed to init().
 //
 // Run: node --test tests/install/bundlers.test.mjs   (part of npm run test:install)
 import { test, before, after } from "node:test";
@@ -141,6 +142,24 @@ test("webpack 5 with no config: the built app connects, streams, reconnects afte
   const out = readdirSync(join(dir, "dist"));
   console.log(`# webpack: ${Date.now() - t0} ms; dist: ${out.join(", ")}`);
   assert.ok(out.some((f) => f.endsWith(".wasm")), `the .wasm is emitted as an asset: ${out}`);
+  const web = await serveStatic(join(dir, "dist"));
+  try {
+    const { result, problems } = await inChromium(`${web.base}/index.html?${devserverQuery()}`);
+    assertStreamed(assert, result);
+    assert.deepEqual(problems, []);
+  } finally {
+    await web.stop();
+  }
+});
+
+test("esbuild with the file loader: the bundle connects, streams, reconnects after a reset, closes", { timeout: 180_000 }, async () => {
+  const dir = freshProject("esbuild", {
+    deps: [lockedVersion("esbuild")],
+    files: { "scenario.js": "src/scenario.js", "esbuild/src/main.js": "src/main.js", "esbuild/index.html": "dist/index.html" },
+  });
+  npx(dir, "esbuild", ["src/main.js", "--bundle", "--format=esm", "--loader:.wasm=file", "--outdir=dist", "--log-level=warning"]);
+  const out = readdirSync(join(dir, "dist"));
+  assert.ok(out.some((f) => f.endsWith(".wasm")), `the .wasm is emitted by the file loader: ${out}`);
   const web = await serveStatic(join(dir, "dist"));
   try {
     const { result, problems } = await inChromium(`${web.base}/index.html?${devserverQuery()}`);

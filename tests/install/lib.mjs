@@ -29,7 +29,8 @@ function sh(cmd, args, opts = {}) {
 export function packedTarball() {
   buildIfNeeded();
   const sources = ["resilient_transcriber_bg.wasm", "resilient_transcriber.js", "rt-capture-worklet.js"].map((f) => join(PKG, f))
-    .concat(["package.json", "README.md", "CHANGELOG.md"].map((f) => join(ROOT, "npm", f)), join(ROOT, "docs", "api.md"));
+    .concat(["package.json", "README.md", "CHANGELOG.md"].map((f) => join(ROOT, "npm", f)),
+      ["README.md", "docs/api.md", "docs/reliability.md", "docs/protocol.md"].map((f) => join(ROOT, f)));
   const newest = Math.max(...sources.map((p) => statSync(p).mtimeMs));
   if (!process.env.RT_E2E_NO_BUILD && (!existsSync(TARBALL) || statSync(TARBALL).mtimeMs < newest)) {
     sh("bash", ["scripts/package.sh"], { stdio: "inherit" });

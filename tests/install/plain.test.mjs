@@ -9,7 +9,7 @@
 // Run: node --test tests/install/plain.test.mjs   (part of npm run test:install)
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startDevserver, launchChromium, withTimeout } from "../e2e/lib.mjs";
 import { freshProject, lockedVersion, npx, assertStreamed, FIXTURES } from "./lib.mjs";
@@ -62,6 +62,28 @@ async function inChromium(path, timeout = 90_000) {
     await browser.close();
   }
 }
+
+test("the installed package: one ES module with its .wasm, types, worklet, docs and licenses; no sources", () => {
+  const dir = join(app, "node_modules", "resilient-transcriber");
+  const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+  assert.equal(pkg.name, "resilient-transcriber");
+  assert.equal(pkg.type, "module");
+  assert.equal(pkg.sideEffects, false);
+  assert.equal(pkg.license, "MIT OR Apache-2.0");
+  assert.equal(pkg.private, undefined);
+  assert.deepEqual(pkg.exports["."], { types: "./resilient_transcriber.d.ts", default: "./resilient_transcriber.js" });
+  const files = readdirSync(dir, { recursive: true }).filter((f) => !statSync(join(dir, f)).isDirectory()).sort();
+  assert.deepEqual(files, [
+    "CHANGELOG.md", "LICENSE-APACHE", "LICENSE-MIT", "README.md",
+    "docs/api.md", "docs/images/indicator-open.png", "docs/images/indicator-reconnecting.png",
+    "docs/protocol.md", "docs/reliability.md", "package.json",
+    "resilient_transcriber.d.ts", "resilient_transcriber.js", "resilient_transcriber_bg.wasm", "rt-capture-worklet.js",
+  ]);
+  const readme = readFileSync(join(dir, "README.md"), "utf8");
+  assert.match(readme, /npm install resilient-transcriber/);
+  assert.doesNotMatch(readme, /npm start|npm test|cargo test/, "the package README is for users, not contributors");
+  assert.match(readFileSync(join(dir, "rt-capture-worklet.js"), "utf8"), /registerProcessor\("rt-capture"/);
+});
 
 test("plain page in Chromium: connects, streams the microphone, survives a reset, closes", { timeout: 120_000 }, async () => {
   const { result, problems } = await inChromium("index.html");
