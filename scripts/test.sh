@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # THE test command (`npm test`): formatting, lints, native tests of the core
 # and the devserver, the package build and its typings, then the browser
-# suites (Chromium, Firefox, WebKitGTK), the end-to-end demo test and the
-# relay's rolling-restart test.
+# suites (Chromium, Firefox, WebKitGTK), the end-to-end demo test, the
+# install tests of the packed npm tarball and the relay's rolling-restart
+# test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PWD/node_modules/.bin:$PATH"
@@ -23,12 +24,21 @@ step "cargo test (core + devserver + relay)"
 cargo test --workspace
 step "package build and its size"
 bash scripts/build.sh
-step "TypeScript typings (tsc --noEmit over tests/types/usage.ts)"
-tsc -p tests/types
+step "the npm package (scripts/package.sh: pkg/ assembled, packed into target/npm/)"
+bash scripts/package.sh
+step "TypeScript typings (tsc --strict over tests/types: ESNext.Disposable, and the default libs of ES2020 and ES2022)"
+for config in tests/types/tsconfig.json tests/types/tsconfig.es2020.json tests/types/tsconfig.es2022.json; do
+  tsc -p "$config"
+done
+step "API drift: the core, the d.ts and docs/api.md agree (scripts/check-api.mjs), and the check's own tests"
+node scripts/check-api.mjs
+node --test tests/api/
 step "browser tests"
 bash scripts/test-browsers.sh
 step "end-to-end: the demo in headless Chromium with a fake microphone"
 node --test tests/e2e/
+step "install: the packed tarball in fresh projects (plain page in Chromium and Firefox, Vite 7, webpack 5, TypeScript, WebKitGTK)"
+node --test tests/install/
 step "relay: a rolling restart of two relays behind a proxy loses no audio (headless Chromium)"
 cargo build --quiet -p devserver -p resilient-relay
 node --test tests/relay/

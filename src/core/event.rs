@@ -35,6 +35,19 @@ pub enum State {
 }
 
 impl State {
+    /// Every state (for the API schema, `examples/api_schema.rs`).
+    pub const ALL: [State; 9] = [
+        State::Idle,
+        State::Connecting,
+        State::Authenticating,
+        State::Open,
+        State::Offline,
+        State::Reconnecting,
+        State::Closing,
+        State::Closed,
+        State::Failed,
+    ];
+
     /// The name used by the JavaScript API.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -79,6 +92,16 @@ pub enum DropReason {
 }
 
 impl DropReason {
+    /// Every reason (for the API schema, `examples/api_schema.rs`).
+    pub const ALL: [DropReason; 6] = [
+        DropReason::Ttl,
+        DropReason::Capacity,
+        DropReason::Closed,
+        DropReason::Failed,
+        DropReason::Unconfirmed,
+        DropReason::Format,
+    ];
+
     /// The name used by the JavaScript API.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -115,6 +138,18 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code (for the API schema, `examples/api_schema.rs`).
+    pub const ALL: [ErrorCode; 8] = [
+        ErrorCode::AuthFailed,
+        ErrorCode::BadAudio,
+        ErrorCode::FatalClose,
+        ErrorCode::MaxAttempts,
+        ErrorCode::ConnectTimeout,
+        ErrorCode::TokenFailed,
+        ErrorCode::MalformedMessage,
+        ErrorCode::ServerError,
+    ];
+
     /// The name used by the JavaScript API.
     pub fn as_str(self) -> &'static str {
         match self {
