@@ -17,12 +17,22 @@
 
 use std::time::Duration;
 
-use resilient_transcriber::core::options::{self, CAPTURE_KEYS, CLIENT_KEYS, CLOSE_KEYS, SECTIONS};
+use resilient_transcriber::core::options::{
+    self, CaptureOptions, Source, CAPTURE_KEYS, CLIENT_KEYS, CLOSE_KEYS, MICROPHONE_KEYS, SECTIONS,
+    START_CAPTURE_KEYS, UTTERANCE_KEYS,
+};
 use resilient_transcriber::core::payload::{self, EVENT_TYPES};
 use resilient_transcriber::core::{
-    Config, DropReason, Dropped, ErrorCode, Event, Provider, State, StateChange, Stats, Transcript,
-    Word,
+    Config, DropReason, Dropped, ErrorCode, Event, Provider, PushToTalk, State, StateChange, Stats,
+    Transcript, UtteranceResult, Word,
 };
+
+/// Options of `startCapture(options)`, `microphone`'s own ones nested.
+fn start_capture_keys() -> Vec<String> {
+    let mut v: Vec<String> = START_CAPTURE_KEYS.iter().map(|k| k.to_string()).collect();
+    v.extend(MICROPHONE_KEYS.iter().map(|k| ["microphone.", k].concat()));
+    v
+}
 
 /// Fields the browser shell adds to a core payload (they are in no core
 /// sample): `(event, field, where)`.
@@ -65,10 +75,24 @@ fn defaults() -> Vec<(String, String)> {
         .map_or("Infinity".to_string(), |n| n.to_string());
     let (flush, timeout) = options::close_options("{}").expect("close() without options");
     let capture = options::capture_options("{}").expect("startMicrophone() without options");
+    let mic_only = CaptureOptions {
+        microphone: Source::Request,
+        ..CaptureOptions::default()
+    };
     assert_eq!(
-        capture,
-        Default::default(),
+        capture, mic_only,
         "capture options have defaults now: list them"
+    );
+    let start = options::start_capture_options("{}").expect("startCapture() without options");
+    assert_eq!(
+        start, mic_only,
+        "startCapture options have new defaults: list them"
+    );
+    let ptt = PushToTalk::default();
+    let pre_roll = options::utterance_options("{}").expect("beginUtterance() without options");
+    assert_eq!(
+        pre_roll, None,
+        "beginUtterance options have defaults now: list them"
     );
     let d: Vec<(&str, String)> = vec![
         ("url", "required".into()),
@@ -78,6 +102,16 @@ fn defaults() -> Vec<(String, String)> {
         ("getToken", "none".into()),
         ("language", "none".into()),
         ("sampleRate", c.sample_rate.to_string()),
+        ("channels", c.channels.to_string()),
+        ("pushToTalk.preRollMs", ms(ptt.pre_roll)),
+        ("pushToTalk.timeoutMs", ms(ptt.timeout)),
+        (
+            "pushToTalk.connection",
+            quote(if ptt.on_demand { "onDemand" } else { "warm" }),
+        ),
+        ("beginUtterance.preRollMs", "pushToTalk.preRollMs".into()),
+        ("startCapture.microphone", "true".into()),
+        ("startCapture.systemAudio", "false".into()),
         ("chunkMs", c.chunk_ms.to_string()),
         ("reconnect.initialDelayMs", ms(r.initial_delay)),
         ("reconnect.maxDelayMs", ms(r.max_delay)),
@@ -104,6 +138,12 @@ fn defaults() -> Vec<(String, String)> {
     for k in CAPTURE_KEYS {
         d.push((["startMicrophone.", k].concat(), "none".into()));
     }
+    for k in start_capture_keys() {
+        // `microphone` and `systemAudio` have theirs above.
+        if k != "microphone" && k != "systemAudio" {
+            d.push((["startCapture.", &k].concat(), "none".into()));
+        }
+    }
     d.sort();
     // Every option has a default here, and nothing else does.
     let mut keys: Vec<String> = Vec::new();
@@ -119,6 +159,16 @@ fn defaults() -> Vec<(String, String)> {
             .map(|k| ["startMicrophone.", k].concat()),
     );
     keys.extend(CLOSE_KEYS.iter().map(|k| ["close.", k].concat()));
+    keys.extend(
+        start_capture_keys()
+            .iter()
+            .map(|k| ["startCapture.", k].concat()),
+    );
+    keys.extend(
+        UTTERANCE_KEYS
+            .iter()
+            .map(|k| ["beginUtterance.", k].concat()),
+    );
     keys.sort();
     let have: Vec<String> = d.iter().map(|(k, _)| k.clone()).collect();
     assert_eq!(
@@ -177,6 +227,20 @@ fn samples(full: bool) -> Vec<Event> {
             attempt: 1,
             delay: Duration::from_millis(500),
         },
+        Event::Utterance(UtteranceResult {
+            id: 1,
+            text: "hello world".into(),
+            finals: if full {
+                vec![transcript(true), transcript(false)]
+            } else {
+                vec![]
+            },
+            start_ms: 1500.0,
+            end_ms: 2250.0,
+            audio_ms: 750.0,
+            latency_ms: 120.0,
+            timed_out: !full,
+        }),
         Event::Closed {
             code: full.then_some(1000),
             reason: "closed".into(),
@@ -212,6 +276,11 @@ fn main() {
             }
         }
     }
+    // `capture` comes from the shell (src/web/driver.rs), built by the core.
+    if let Some((_, v)) = events.iter_mut().find(|(t, _)| t == "capture") {
+        v.push(payload::capture("microphone", "started"));
+        v.push(payload::capture("systemAudio", "ended"));
+    }
     for (t, v) in &events {
         assert!(
             !v.is_empty(),
@@ -244,6 +313,11 @@ fn main() {
                 ("sections".into(), object(&sections)),
                 ("capture".into(), list(CAPTURE_KEYS.iter().copied())),
                 ("close".into(), list(CLOSE_KEYS.iter().copied())),
+                (
+                    "startCapture".into(),
+                    list(start_capture_keys().iter().map(String::as_str)),
+                ),
+                ("utterance".into(), list(UTTERANCE_KEYS.iter().copied())),
             ]),
         ),
         ("defaults".into(), object(&defaults())),

@@ -63,6 +63,7 @@ function schemaOptions(schema) {
     else out.push(k);
   }
   out.push(...o.capture.map((k) => `startMicrophone.${k}`), ...o.close.map((k) => `close.${k}`));
+  out.push(...(o.startCapture ?? []).map((k) => `startCapture.${k}`), ...(o.utterance ?? []).map((k) => `beginUtterance.${k}`));
   return out;
 }
 
@@ -137,9 +138,17 @@ function tsJsonTypes(d, type) {
   return out;
 }
 
-/** The single object type inside a property's type (for nesting), or null. */
+/**
+ * The single object type inside a property's type (for nesting), or null.
+ * An option that is also a switch (`boolean | { preRollMs }`, `boolean |
+ * MediaStream | { deviceId }`) nests its one object literal.
+ */
 function nestedObject(d, type) {
-  const parts = (type.isUnion() ? type.types : [type]).filter((t) => !(t.flags & (ts.TypeFlags.Null | ts.TypeFlags.Undefined)));
+  let parts = (type.isUnion() ? type.types : [type]).filter((t) => !(t.flags & (ts.TypeFlags.Null | ts.TypeFlags.Undefined)));
+  if (parts.length > 1 && parts.some((t) => t.flags & ts.TypeFlags.BooleanLike)) {
+    const literal = parts.filter((t) => t.flags & ts.TypeFlags.Object && t.symbol?.getName() === "__type" && !t.getCallSignatures().length);
+    parts = literal.length === 1 ? literal : parts;
+  }
   if (parts.length !== 1) return null;
   const t = parts[0];
   if (d.checker.isArrayType(t)) {
@@ -250,6 +259,8 @@ export async function checkApi({ schema, dtsPath, docsPath, jsPath, webDir }) {
     ["TranscriptionClientOptions", "", "new TranscriptionClient"],
     ["MicrophoneOptions", "startMicrophone.", "startMicrophone"],
     ["CloseOptions", "close.", "close"],
+    ["StartCaptureOptions", "startCapture.", "startCapture"],
+    ["UtteranceOptions", "beginUtterance.", "beginUtterance"],
   ];
   const dtsOptions = new Map(), docsOptions = new Map();
   const optSec = section("Options");

@@ -36,11 +36,12 @@ pub enum State {
 
 impl State {
     /// Every state (for the API schema, `examples/api_schema.rs`).
-    pub const ALL: [State; 9] = [
+    pub const ALL: [State; 10] = [
         State::Idle,
         State::Connecting,
         State::Authenticating,
         State::Open,
+        State::Standby,
         State::Offline,
         State::Reconnecting,
         State::Closing,

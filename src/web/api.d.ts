@@ -112,6 +112,7 @@ export interface MicrophoneOptions {
   /** URL of the worklet module, for pages whose CSP forbids blob: URLs. */ workletUrl?: string;
   /** Sample rate to ask the AudioContext for; default: the device's. */ contextSampleRate?: number;
 }
+export interface UtteranceOptions { /** Pre-roll for this utterance, at most `pushToTalk.preRollMs`. */ preRollMs?: number }
 export interface StartCaptureOptions {
   /** Channel 0: true (default), the device's options, a MediaStream, or false. */
   microphone?: boolean | MediaStream | { deviceId?: string; echoCancellation?: boolean; noiseSuppression?: boolean; autoGainControl?: boolean };
@@ -139,7 +140,7 @@ export interface TranscriptionClient {
    */
   startCapture(options?: StartCaptureOptions): Promise<void>;
   /** Begins an utterance (push-to-talk key down); returns its id. Throws `usage` while one runs. */
-  beginUtterance(options?: { preRollMs?: number }): number;
+  beginUtterance(options?: UtteranceOptions): number;
   /** Ends it (key up); resolves with its final transcripts, or with what arrived after `pushToTalk.timeoutMs` (`timedOut: true`). */
   endUtterance(): Promise<UtteranceResult>;
   /** Adds a listener; returns a function that removes it. */

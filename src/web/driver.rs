@@ -441,12 +441,11 @@ impl Driver {
                         ));
                         if !c.live.contains(&true) {
                             c.stop(&sink);
-                            let (code, message) = if source == 0 {
-                                ("mic-ended", "the microphone was disconnected or stopped; call startMicrophone() or startCapture() to capture again")
+                            actions.push(if source == 0 {
+                                error_event("mic-ended", "the microphone was disconnected or stopped; call startMicrophone() or startCapture() to capture again")
                             } else {
-                                ("system-audio-ended", "the system audio ended (sharing stopped); call startCapture() to capture again")
-                            };
-                            actions.push(error_event(code, message));
+                                error_event("system-audio-ended", "the system audio ended (sharing stopped); call startCapture() to capture again")
+                            });
                         }
                     }
                 }

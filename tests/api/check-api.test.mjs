@@ -50,6 +50,9 @@ test("a field's type that disagrees with the payload is reported", async () => {
   assert.deepEqual(await run({ dtsPath }), [
     "event `transcript` field `speaker`: the core sends null | string, the d.ts declares `string`",
     "event `transcript` field `speaker`: docs/api.md says type `string | null`, the d.ts says `string`",
+    // An utterance's finals are TranscriptEvents too.
+    "event `utterance` field `finals[].speaker`: the core sends null | string, the d.ts declares `string`",
+    "event `utterance` field `finals[].speaker`: docs/api.md says type `string | null`, the d.ts says `string`",
   ]);
 });
 
