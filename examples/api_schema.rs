@@ -128,6 +128,8 @@ fn defaults() -> Vec<(String, String)> {
         ("connectTimeoutMs", ms(c.connect_timeout)),
         ("closeTimeoutMs", ms(c.close_timeout)),
         ("seed", "random".into()),
+        ("logLevel", quote("off")),
+        ("logger", "console".into()),
         ("close.flush", flush.to_string()),
         (
             "close.timeoutMs",

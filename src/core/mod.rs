@@ -8,6 +8,7 @@ pub use resilient_audio as audio;
 mod backoff;
 mod clock;
 mod config;
+pub mod diagnostics;
 mod error;
 mod event;
 mod io;

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use super::config::Config;
+use super::diagnostics::LogLevel;
 use super::io::{Credential, TokenScheme};
 use super::json::Value;
 use super::protocol::Provider;
@@ -35,6 +36,8 @@ pub const CLIENT_KEYS: &[&str] = &[
     "connectTimeoutMs",
     "closeTimeoutMs",
     "seed",
+    "logLevel",
+    "logger",
 ];
 /// Keys of each nested option object.
 pub const SECTIONS: &[(&str, &[&str])] = &[
@@ -117,6 +120,11 @@ pub struct ClientOptions {
     pub config: Config,
     /// `getToken` is a function (the shell keeps it).
     pub get_token: bool,
+    /// `logLevel` (default `"off"`, `"info"` with a `logger`).
+    pub log_level: LogLevel,
+    /// `logger` is a function (the shell keeps it); without one, entries
+    /// go to the console.
+    pub logger: bool,
 }
 
 /// Where a capture source comes from.
@@ -465,6 +473,30 @@ pub fn client_options(json: &str, seed: u64) -> Result<ClientOptions, OptionErro
         }
     };
     cfg.token_callback = get_token;
+    let logger = match o.get("logger") {
+        Js::Absent => false,
+        Js::Special("function") => true,
+        other => {
+            return Err(type_error(
+                "logger",
+                must("logger", "a function taking a log entry", &other),
+            ))
+        }
+    };
+    let log_level = match o.string("logLevel")? {
+        None if logger => LogLevel::Info,
+        None => LogLevel::Off,
+        Some(l) => LogLevel::parse(&l).ok_or_else(|| {
+            range_error(
+                "logLevel",
+                must(
+                    "logLevel",
+                    "\"off\", \"error\", \"warn\", \"info\" or \"debug\"",
+                    &Js::Str(&l),
+                ),
+            )
+        })?,
+    };
     cfg.language = o.string("language")?;
     if let Some(n) = o.integer("sampleRate")? {
         cfg.sample_rate = n.min(f64::from(u32::MAX)) as u32;
@@ -591,6 +623,8 @@ pub fn client_options(json: &str, seed: u64) -> Result<ClientOptions, OptionErro
     Ok(ClientOptions {
         config: cfg,
         get_token,
+        log_level,
+        logger,
     })
 }
 
@@ -786,6 +820,11 @@ mod tests {
         assert_eq!(on.config.push_to_talk, Some(PushToTalk::default()));
         let off = client(r#"{"url":"wss://h/","pushToTalk":false}"#).unwrap();
         assert_eq!(off.config.push_to_talk, None);
+        assert_eq!((off.log_level, off.logger), (LogLevel::Off, false));
+        let logged = client(r#"{"url":"wss://h/","logger":{"$rt":"function"}}"#).unwrap();
+        assert_eq!((logged.log_level, logged.logger), (LogLevel::Info, true));
+        let debug = client(r#"{"url":"wss://h/","logLevel":"debug"}"#).unwrap();
+        assert_eq!((debug.log_level, debug.logger), (LogLevel::Debug, false));
     }
 
     #[test]
@@ -811,6 +850,18 @@ mod tests {
                 "reconnect",
                 false,
                 "an array",
+            ),
+            (
+                r#"{"url":"wss://h/","logLevel":"verbose"}"#,
+                "logLevel",
+                true,
+                "\"verbose\"",
+            ),
+            (
+                r#"{"url":"wss://h/","logger":"console"}"#,
+                "logger",
+                false,
+                "a function",
             ),
             (
                 r#"{"url":"wss://h/","pushToTalk":{"connection":"lazy"}}"#,

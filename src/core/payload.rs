@@ -22,10 +22,10 @@ pub const EVENT_TYPES: [&str; 10] = [
 ];
 
 /// A JSON object under construction.
-struct Obj(String);
+pub(crate) struct Obj(String);
 
 impl Obj {
-    fn new() -> Obj {
+    pub(crate) fn new() -> Obj {
         Obj(String::from("{"))
     }
 
@@ -39,12 +39,12 @@ impl Obj {
         &mut self.0
     }
 
-    fn str(mut self, k: &str, v: &str) -> Obj {
+    pub(crate) fn str(mut self, k: &str, v: &str) -> Obj {
         push_str(self.key(k), v);
         self
     }
 
-    fn opt_str(mut self, k: &str, v: Option<&str>) -> Obj {
+    pub(crate) fn opt_str(mut self, k: &str, v: Option<&str>) -> Obj {
         match v {
             Some(v) => push_str(self.key(k), v),
             None => self.key(k).push_str("null"),
@@ -52,7 +52,7 @@ impl Obj {
         self
     }
 
-    fn num(mut self, k: &str, v: f64) -> Obj {
+    pub(crate) fn num(mut self, k: &str, v: f64) -> Obj {
         // JSON has no NaN or Infinity; no payload field can hold one, but a
         // malformed server number must not make the document unparseable.
         let text = if v.is_finite() { num(v) } else { "null".into() };
@@ -60,12 +60,12 @@ impl Obj {
         self
     }
 
-    fn int(mut self, k: &str, v: u64) -> Obj {
+    pub(crate) fn int(mut self, k: &str, v: u64) -> Obj {
         self.key(k).push_str(&int(v));
         self
     }
 
-    fn opt_int(mut self, k: &str, v: Option<u64>) -> Obj {
+    pub(crate) fn opt_int(mut self, k: &str, v: Option<u64>) -> Obj {
         match v {
             Some(v) => self.key(k).push_str(&int(v)),
             None => self.key(k).push_str("null"),
@@ -73,17 +73,17 @@ impl Obj {
         self
     }
 
-    fn bool(mut self, k: &str, v: bool) -> Obj {
+    pub(crate) fn bool(mut self, k: &str, v: bool) -> Obj {
         self.key(k).push_str(if v { "true" } else { "false" });
         self
     }
 
-    fn raw(mut self, k: &str, json: &str) -> Obj {
+    pub(crate) fn raw(mut self, k: &str, json: &str) -> Obj {
         self.key(k).push_str(json);
         self
     }
 
-    fn done(mut self) -> String {
+    pub(crate) fn done(mut self) -> String {
         self.0.push('}');
         self.0
     }

@@ -73,6 +73,10 @@ export interface TranscriptionClientOptions {
   closeTimeoutMs?: number;
   /** Seed of the jitter RNG (tests); default random. */
   seed?: number;
+  /** Diagnostics to the `logger` (or the console): "off" (default; "info" with a `logger`), "error", "warn", "info", "debug". */
+  logLevel?: "off" | "error" | "warn" | "info" | "debug";
+  /** Receives each diagnostics entry (default: the console). Never given tokens, query strings or transcript text. */
+  logger?: (entry: LogEntry) => void;
 }
 
 export interface StateEvent { state: TranscriptionState; previous: TranscriptionState; attempt: number; retryInMs: number | null; reason: string | null }
@@ -111,6 +115,25 @@ export interface MicrophoneOptions {
   deviceId?: string; echoCancellation?: boolean; noiseSuppression?: boolean; autoGainControl?: boolean;
   /** URL of the worklet module, for pages whose CSP forbids blob: URLs. */ workletUrl?: string;
   /** Sample rate to ask the AudioContext for; default: the device's. */ contextSampleRate?: number;
+}
+/** A diagnostics entry: `data` is the event's payload (transcripts and messages: their size only). */
+export interface LogEntry {
+  level: "error" | "warn" | "info" | "debug";
+  /** The event type, "closed" or "socket-closed". */ event: string;
+  /** Milliseconds since the client was created. */ atMs: number;
+  data: Record<string, unknown>;
+  /** The queue's level then (not on socket closes). */ queuedMs?: number;
+}
+/** `client.diagnostics()`: what a bug report needs. Times: ms since the client was created. */
+export interface DiagnosticsSnapshot {
+  version: string; state: TranscriptionState; connections: number; utterances: number;
+  timings: { uptimeMs: number; lastConnectMs: number | null; readySinceMs: number | null; lastUtteranceLatencyMs: number | null };
+  /** The last 16 state changes. */ transitions: { atMs: number; from: TranscriptionState; to: TranscriptionState; reason: string | null }[];
+  /** The last 16 socket closes. */ closes: { atMs: number; by: "client" | "server or network"; code: number; reason: string }[];
+  lastError: { atMs: number; code: ErrorCode; message: string; fatal: boolean } | null;
+  stats: TranscriptionStats;
+  config: { provider: string; url: string; sampleRate: number; channels: number; chunkMs: number; pushToTalk: { preRollMs: number; timeoutMs: number; connection: "warm" | "onDemand" } | null; staleAfterMs: number; ttlMs: number; maxBytes: number; getToken: boolean };
+  logLevel: "off" | "error" | "warn" | "info" | "debug";
 }
 export interface UtteranceOptions { /** Pre-roll for this utterance, at most `pushToTalk.preRollMs`. */ preRollMs?: number }
 export interface StartCaptureOptions {

@@ -60,9 +60,14 @@ impl TranscriptionClient {
         let seed = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
         let opts = options::client_options(&json, seed).map_err(option_error)?;
         let get_token = opts.get_token.then(|| js::rt_get(&options, "getToken"));
+        let logger = if opts.logger {
+            js::rt_get(&options, "logger")
+        } else {
+            JsValue::UNDEFINED
+        };
         let session = Session::new(opts.config).map_err(|e| range_error(e.field, &e.message()))?;
         Ok(TranscriptionClient {
-            shared: Shared::new(session, get_token),
+            shared: Shared::new(session, get_token, opts.log_level, logger),
         })
     }
 
@@ -239,6 +244,24 @@ impl TranscriptionClient {
         match self.shared.driver.try_borrow() {
             Ok(d) => js::rt_parse(&payload::stats(&d.session.stats())),
             // Only inside a synchronous browser callback of our own call.
+            Err(_) => JsValue::NULL,
+        }
+    }
+
+    /// A snapshot for a bug report: version, state, the last transitions
+    /// (with reasons) and socket closes (codes), the last error, timings
+    /// (time to ready, uptime), the counters and the configuration that
+    /// matters. No token, no query string, no transcript text.
+    #[wasm_bindgen(unchecked_return_type = "DiagnosticsSnapshot")]
+    pub fn diagnostics(&self) -> JsValue {
+        match self.shared.driver.try_borrow() {
+            Ok(d) => {
+                let stats = payload::stats(&d.session.stats());
+                let json =
+                    d.diag
+                        .snapshot(js::rt_now(), d.session.config(), d.session.state(), &stats);
+                js::rt_parse(&json)
+            }
             Err(_) => JsValue::NULL,
         }
     }

@@ -22,6 +22,7 @@ use super::lifecycle::Lifecycle;
 use super::socket::Socket;
 use super::timer::WakeUp;
 use crate::core::audio::{InterleavedError, InterleavedPipeline};
+use crate::core::diagnostics::{Diagnostics, LogLevel};
 use crate::core::json::Value;
 use crate::core::options::{credential, CaptureOptions};
 use crate::core::{
@@ -63,6 +64,8 @@ pub(crate) enum Action {
     Settle(Function, JsValue),
     /// Call `getToken` for this request.
     GetToken(TokenRequest),
+    /// A diagnostics entry for the logger (or the console).
+    Log(LogLevel, String),
 }
 
 type Deferred = Box<dyn FnOnce(&mut Driver, &mut Vec<Action>)>;
@@ -87,6 +90,8 @@ pub(crate) struct Shared {
     /// Event type → Set of listener functions (a plain JS object).
     pub(crate) listeners: JsValue,
     pub(crate) get_token: Option<JsValue>,
+    /// The `logger` option (undefined: the console).
+    logger: JsValue,
     /// Work that arrived while the driver was borrowed, run in order as
     /// soon as it is free.
     deferred: RefCell<VecDeque<Deferred>>,
@@ -154,10 +159,16 @@ pub(crate) struct Driver {
     later: Vec<Incoming>,
     /// The sink wrapper, handed to every browser call that reports back.
     sink: JsValue,
+    pub(crate) diag: Diagnostics,
 }
 
 impl Shared {
-    pub(crate) fn new(session: Session, get_token: Option<JsValue>) -> Rc<Shared> {
+    pub(crate) fn new(
+        session: Session,
+        get_token: Option<JsValue>,
+        log_level: LogLevel,
+        logger: JsValue,
+    ) -> Rc<Shared> {
         let rate = session.config().sample_rate;
         let channels = usize::from(session.config().channels);
         Rc::new_cyclic(|weak: &Weak<Shared>| {
@@ -186,9 +197,11 @@ impl Shared {
                     closed: None,
                     later: Vec::new(),
                     sink: wrapper.clone(),
+                    diag: Diagnostics::new(log_level, js::rt_now()),
                 }),
                 listeners: js_sys::Object::new().into(),
                 get_token,
+                logger,
                 deferred: RefCell::new(VecDeque::new()),
                 last_state: Cell::new(State::Idle),
                 channels,
@@ -272,6 +285,7 @@ impl Shared {
                         js::rt_token(f, req.0 as f64, &self._sink.wrapper);
                     }
                 }
+                Action::Log(level, json) => js::rt_log(&self.logger, level.as_str(), &json),
             }
         }
     }
@@ -384,6 +398,9 @@ impl Driver {
                 if self.socket.as_ref().is_some_and(|(sid, _)| *sid == id) {
                     // The socket is dead; drop it (listeners first).
                     self.socket = None;
+                    if let Some(l) = self.diag.on_close(js::rt_now(), false, code, &reason) {
+                        actions.push(Action::Log(l.0, l.1));
+                    }
                 }
                 let r = self.session.handle_input(
                     now,
@@ -754,6 +771,9 @@ impl Driver {
                             if let Some((_, s)) = self.socket.take() {
                                 s.close(code, &reason);
                             }
+                            if let Some(l) = self.diag.on_close(js::rt_now(), true, code, &reason) {
+                                actions.push(Action::Log(l.0, l.1));
+                            }
                         }
                     }
                     Output::RequestToken(req) => actions.push(Action::GetToken(req)),
@@ -782,6 +802,15 @@ impl Driver {
     }
 
     fn on_event(&mut self, e: Event, actions: &mut Vec<Action>) {
+        // Recorded for diagnostics() always; logged only at its level.
+        let queued = if self.diag.level() == LogLevel::Off {
+            0.0
+        } else {
+            self.session.stats().audio_ms_queued
+        };
+        if let Some((level, json)) = self.diag.on_event(js::rt_now(), &e, queued) {
+            actions.push(Action::Log(level, json));
+        }
         match &e {
             Event::Open { .. } => {
                 self.ready_once = true;
@@ -883,7 +912,9 @@ impl Drop for Driver {
         for (_, reject) in self.mic.superseded.drain(..) {
             let _ = reject.call1(&JsValue::NULL, &freed());
         }
-        let summary = js::rt_parse(r#"{"code":null,"reason":"freed","state":"closed"}"#);
+        // A CloseSummary like any other (its stats too), reason "freed".
+        let stats = payload::stats(&self.session.stats());
+        let summary = js::rt_parse(&payload::summary(None, "freed", "closed", &stats));
         for resolve in self.pending.close.drain(..) {
             let _ = resolve.call1(&JsValue::NULL, &summary);
         }

@@ -68,6 +68,7 @@ extern "C" {
         valid: &str,
     ) -> Result<JsValue, JsValue>;
     pub(crate) fn rt_emit(ls: &JsValue, kind: &str, json: &str);
+    pub(crate) fn rt_log(logger: &JsValue, level: &str, json: &str);
     pub(crate) fn rt_ws_open(url: &str, protocols: Vec<String>, id: f64, sink: &JsValue)
         -> JsValue;
     #[wasm_bindgen(js_name = rt_ws_send)]

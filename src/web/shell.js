@@ -79,6 +79,18 @@ function emit(ls, type, payload) {
 }
 export function rt_emit(ls, type, json) { if (ls[type] && ls[type].size) emit(ls, type, JSON.parse(json)); }
 
+// A diagnostics entry: to the `logger` option, or the console. A logger
+// that throws is reported on the console once, never to the client.
+export function rt_log(logger, level, json) {
+  const entry = JSON.parse(json);
+  if (typeof logger === "function") {
+    try { logger(entry); } catch (e) { if (!logger.rtThrew) { logger.rtThrew = true; console.error("resilient-transcriber: the logger threw", e); } }
+    return;
+  }
+  const c = globalThis.console;
+  (c[level] || c.log).call(c, `[resilient-transcriber] ${entry.event}`, entry);
+}
+
 // One WebSocket and its four listeners; rt_ws_close removes them first.
 export function rt_ws_open(url, protocols, id, sink) {
   let ws;
