@@ -22,8 +22,9 @@ if cargo tree -p resilient-transcriber --target x86_64-unknown-linux-gnu -e norm
 fi
 step "cargo test (core + devserver + relay)"
 cargo test --workspace
-step "package build and its size"
+step "package build and its size budget (.size-limit.json)"
 bash scripts/build.sh
+node scripts/size.mjs --check
 step "the npm package (scripts/package.sh: pkg/ assembled, packed into target/npm/)"
 bash scripts/package.sh
 step "TypeScript typings (tsc --strict over tests/types: ESNext.Disposable, and the default libs of ES2020 and ES2022)"
