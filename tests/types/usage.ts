@@ -77,6 +77,13 @@ export async function demo(): Promise<void> {
   const standby: TranscriptionState = "standby";
   console.log(standby, ptt.stats().audioMsGated);
   await ptt.stopCapture();
+  // Diagnostics (issue 11).
+  const logged = new TranscriptionClient({ url: "wss://x/", logLevel: "warn", logger: (e) => console.log(e.level, e.event, e.atMs, e.data) });
+  const snap = logged.diagnostics();
+  const last: number | null = snap.timings.lastConnectMs;
+  console.log(snap.version, snap.closes.map((c) => c.code), snap.transitions.at(-1)?.reason, last, snap.stats.bytesSent);
+  // @ts-expect-error: not a level
+  new TranscriptionClient({ url: "wss://x/", logLevel: "verbose" });
   const summary: CloseSummary = await client.close({ flush: true, timeoutMs: 5000 });
   console.log(summary.reason, capturing, client.stats().bytesDropped, client.state);
   await client.close();
