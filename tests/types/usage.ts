@@ -81,7 +81,7 @@ export async function demo(): Promise<void> {
   const logged = new TranscriptionClient({ url: "wss://x/", logLevel: "warn", logger: (e) => console.log(e.level, e.event, e.atMs, e.data) });
   const snap = logged.diagnostics();
   const last: number | null = snap.timings.lastConnectMs;
-  console.log(snap.version, snap.closes.map((c) => c.code), snap.transitions.at(-1)?.reason, last, snap.stats.bytesSent);
+  console.log(snap.version, snap.closes.map((c) => c.code), snap.transitions[snap.transitions.length - 1]?.reason, last, snap.stats.bytesSent);
   // @ts-expect-error: not a level
   new TranscriptionClient({ url: "wss://x/", logLevel: "verbose" });
   const summary: CloseSummary = await client.close({ flush: true, timeoutMs: 5000 });
