@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # THE test command (`npm test`): formatting, lints, native tests of the core
 # and the devserver, the package build and its typings, then the browser
-# suites (Chromium, Firefox, WebKitGTK), the end-to-end demo test and the
-# relay's rolling-restart test.
+# suites (Chromium, Firefox, WebKitGTK), the end-to-end demo test, the
+# fault matrix's CI subset (tests/faults/run.mjs --ci; `npm run faults` runs
+# all of it) and the relay's rolling-restart test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PWD/node_modules/.bin:$PATH"
@@ -29,6 +30,8 @@ step "browser tests"
 bash scripts/test-browsers.sh
 step "end-to-end: the demo in headless Chromium with a fake microphone"
 node --test tests/e2e/
+step "fault matrix, CI subset (headless Chromium; network namespaces when they can be made)"
+node tests/faults/run.mjs --ci
 step "relay: a rolling restart of two relays behind a proxy loses no audio (headless Chromium)"
 cargo build --quiet -p devserver -p resilient-relay
 node --test tests/relay/
