@@ -2,8 +2,9 @@
 # THE test command (`npm test`): formatting, lints, native tests of the core
 # and the devserver, the package build and its typings, then the browser
 # suites (Chromium, Firefox, WebKitGTK), the end-to-end demo test, the
-# install tests of the packed npm tarball and the relay's rolling-restart
-# test.
+# install tests of the packed npm tarball, the fault matrix's CI subset
+# (tests/faults/run.mjs --ci; `npm run faults` runs all of it) and the
+# relay's rolling-restart test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PWD/node_modules/.bin:$PATH"
@@ -38,6 +39,8 @@ step "browser tests"
 bash scripts/test-browsers.sh
 step "end-to-end: the demo in headless Chromium with a fake microphone"
 node --test tests/e2e/
+step "fault matrix, CI subset (headless Chromium; network namespaces when they can be made)"
+node tests/faults/run.mjs --ci
 step "install: the packed tarball in fresh projects (plain page in Chromium and Firefox, Vite 7, webpack 5, TypeScript, WebKitGTK)"
 node --test tests/install/
 step "relay: a rolling restart of two relays behind a proxy loses no audio (headless Chromium)"

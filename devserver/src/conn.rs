@@ -242,6 +242,8 @@ pub struct Conn {
     engine_rx: Option<mpsc::UnboundedReceiver<EngineOut>>,
     read_gate: Option<Instant>,
     blackhole_until: Option<Instant>,
+    /// `stuck-reader`: no reads until then; writes go on.
+    stuck_until: Option<Instant>,
     tick: tokio::time::Interval,
     started: Instant,
     closed: bool,
@@ -261,9 +263,16 @@ impl Conn {
                 NextFault::Close { code, reason } => Some(Cmd::Close { code, reason }),
                 NextFault::Reset => Some(Cmd::Reset),
                 NextFault::Blackhole { ms } => Some(Cmd::Blackhole(ms.map(Duration::from_millis))),
+                NextFault::StuckReader { ms } => {
+                    Some(Cmd::StuckReader(ms.map(Duration::from_millis)))
+                }
                 NextFault::Malformed { malformed } => Some(Cmd::Malformed(malformed)),
                 NextFault::StopAcking => {
                     session.ctl.stop_acking.store(true, Ordering::SeqCst);
+                    None
+                }
+                NextFault::InterimsOnly => {
+                    session.ctl.interims_only.store(true, Ordering::SeqCst);
                     None
                 }
                 NextFault::SlowReads { bytes_per_sec } => {
@@ -291,6 +300,7 @@ impl Conn {
             engine_rx: None,
             read_gate: None,
             blackhole_until: None,
+            stuck_until: None,
             tick,
             started: Instant::now(),
             closed: false,
@@ -319,6 +329,11 @@ impl Conn {
     /// Whether acks/transcripts are suppressed (`stop-acking`).
     pub fn stop_acking(&self) -> bool {
         self.app.faults.stop_acking() || self.session.ctl.stop_acking.load(Ordering::SeqCst)
+    }
+
+    /// Whether finals go out as interims (`interims-only`, Deepgram).
+    pub fn interims_only(&self) -> bool {
+        self.app.faults.interims_only() || self.session.ctl.interims_only.load(Ordering::SeqCst)
     }
 
     fn slow_reads(&self) -> u64 {
@@ -369,6 +384,7 @@ impl Conn {
                 }
             }
             let gate = self.read_gate;
+            let stuck = self.stuck_until;
             tokio::select! {
                 // Order matters: control first; then the tick and the engine,
                 // which are ready at most every 100 ms or per result, so a
@@ -390,7 +406,12 @@ impl Conn {
                 _ = sleep_until(gate.unwrap_or_else(Instant::now)), if gate.is_some() => {
                     self.read_gate = None;
                 }
-                msg = self.ws.recv(), if gate.is_none() => return self.incoming(msg).await,
+                _ = sleep_until(stuck.unwrap_or_else(Instant::now)), if stuck.is_some() => {
+                    self.stuck_until = None;
+                }
+                msg = self.ws.recv(), if gate.is_none() && stuck.is_none() => {
+                    return self.incoming(msg).await;
+                }
             }
         }
     }
@@ -487,9 +508,16 @@ impl Conn {
                 }
                 None
             }
+            Cmd::StuckReader(d) => {
+                self.stuck_until =
+                    Some(Instant::now() + d.unwrap_or(MAX_BLACKHOLE).min(MAX_BLACKHOLE));
+                None
+            }
             Cmd::Wake => {
-                // Faults changed: a read pause from slow-reads ends now.
+                // Faults changed: a read pause from slow-reads or a stuck
+                // reader ends now (what waits in the socket is read as usual).
                 self.read_gate = None;
+                self.stuck_until = None;
                 None
             }
         }

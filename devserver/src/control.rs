@@ -24,9 +24,11 @@ pub const COMMANDS: &[&str] = &[
     "close",
     "reset",
     "blackhole",
+    "stuck-reader",
     "down",
     "flap",
     "stop-acking",
+    "interims-only",
     "malformed",
     "slow-reads",
     "clear",
@@ -37,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/control", get(help))
         .route("/control/sessions", get(sessions).delete(clear_sessions))
         .route("/control/sessions/{id}/audio", get(session_audio))
+        .route("/control/sessions/{id}/frames", get(session_frames))
         .route("/control/streams/{stream}/audio", get(stream_audio))
         .route("/control/faults", get(faults_now))
         .route("/control/{command}", post(command))
@@ -45,7 +48,7 @@ pub fn routes() -> Router<AppState> {
 async fn help() -> Json<Value> {
     Json(json!({
         "commands": COMMANDS,
-        "get": ["/control/sessions", "/control/sessions/{id}/audio", "/control/streams/{stream}/audio", "/control/faults"],
+        "get": ["/control/sessions", "/control/sessions/{id}/audio", "/control/sessions/{id}/frames", "/control/streams/{stream}/audio", "/control/faults"],
         "delete": ["/control/sessions"],
     }))
 }
@@ -81,6 +84,15 @@ async fn session_audio(State(app): State<AppState>, Path(id): Path<String>) -> R
             let r = s.snapshot();
             wav_response(wav_bytes(&s.pcm(), r.sample_rate.max(1), r.channels.max(1)))
         }
+        None => not_found(format!("no session {id:?}")),
+    }
+}
+
+/// When each stretch of a session's recording arrived: `[[ms, bytes], ...]`
+/// in order, the frames of `/control/sessions/:id/audio` one by one.
+async fn session_frames(State(app): State<AppState>, Path(id): Path<String>) -> Response {
+    match app.recorder.get(&id) {
+        Some(s) => Json(json!({ "frames": s.frames() })).into_response(),
         None => not_found(format!("no session {id:?}")),
     }
 }
@@ -221,6 +233,15 @@ fn apply(app: &AppState, command: &str, body: &Body<'_>) -> Result<Value, BadInp
                 Cmd::Blackhole(ms.map(Duration::from_millis)),
             )
         }
+        "stuck-reader" => {
+            let ms = ms_field(body, "ms")?;
+            session_fault(
+                app,
+                body,
+                NextFault::StuckReader { ms },
+                Cmd::StuckReader(ms.map(Duration::from_millis)),
+            )
+        }
         "malformed" => {
             let kind = match body.string("kind")?.as_deref() {
                 Some("invalid-json") => MalformedKind::InvalidJson,
@@ -281,6 +302,31 @@ fn apply(app: &AppState, command: &str, body: &Body<'_>) -> Result<Value, BadInp
                 )),
             }
         }
+        "interims-only" => {
+            let enabled = body
+                .bool("enabled")?
+                .ok_or_else(|| BadInput("field `enabled` is required".into()))?;
+            match faults::scope(body, Scope::Current)? {
+                Scope::Current => {
+                    app.faults.set_interims_only(enabled);
+                    for s in app.recorder.live() {
+                        if enabled {
+                            s.add_fault("interims-only");
+                        } else {
+                            s.ctl.interims_only.store(false, Ordering::SeqCst);
+                        }
+                    }
+                    Ok(json!({ "ok": true, "scope": "current", "enabled": enabled }))
+                }
+                Scope::Next(count) if enabled => {
+                    app.faults.push_next(NextFault::InterimsOnly, count);
+                    Ok(json!({ "ok": true, "scope": "next", "count": count }))
+                }
+                Scope::Next(_) => Err(BadInput(
+                    "field `enabled`: false only applies with scope \"current\"".into(),
+                )),
+            }
+        }
         "slow-reads" => {
             let bps = body.req_int("bytesPerSec", 0, 1 << 40)? as u64;
             match faults::scope(body, Scope::Current)? {
@@ -307,6 +353,7 @@ fn apply(app: &AppState, command: &str, body: &Body<'_>) -> Result<Value, BadInp
             app.faults.clear();
             for s in app.recorder.live() {
                 s.ctl.stop_acking.store(false, Ordering::SeqCst);
+                s.ctl.interims_only.store(false, Ordering::SeqCst);
                 s.ctl.slow_reads_bps.store(0, Ordering::SeqCst);
                 let _ = s.ctl.tx.send(Cmd::Wake);
             }

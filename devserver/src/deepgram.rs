@@ -274,7 +274,15 @@ async fn run(c: &mut Conn, p: Params, opts: Options) {
                     }
                 }
             },
-            Ev::Engine(EngineOut::Transcript(t)) => {
+            Ev::Engine(EngineOut::Transcript(mut t)) => {
+                if t.is_final && c.interims_only() {
+                    // `interims-only`: the socket delivers what a Deepgram
+                    // that died between an interim and its final did: the
+                    // words, never the final that commits them.
+                    t.is_final = false;
+                    t.speech_final = false;
+                    t.from_finalize = false;
+                }
                 let msg = results(&t, &request_id, n);
                 if !c.send_json(&msg).await {
                     return;

@@ -2,7 +2,8 @@
 //! running sessions.
 //!
 //! Two kinds of fault exist. *Session faults* (close, reset, blackhole,
-//! malformed, stop-acking, slow-reads) hit the sessions open now
+//! stuck-reader, malformed, stop-acking, interims-only, slow-reads) hit the
+//! sessions open now
 //! (`"scope":"current"`) or the next N sessions right after their upgrade
 //! (`"scope":"next","count":N`). *Handshake faults* (delay-handshake, reject)
 //! only make sense for future handshakes, so they always use the next-N
@@ -25,6 +26,9 @@ pub enum Cmd {
     Reset,
     /// Stop reading and writing for this long (None: until `/control/clear`).
     Blackhole(Option<Duration>),
+    /// Stop reading for this long (None: until `/control/clear`), but keep
+    /// writing: heartbeats, and results of what was read before.
+    StuckReader(Option<Duration>),
     /// Send a malformed frame.
     Malformed(MalformedKind),
     /// Faults were cleared: end a blackhole now.
@@ -69,8 +73,10 @@ pub enum NextFault {
     Close { code: u16, reason: String },
     Reset,
     Blackhole { ms: Option<u64> },
+    StuckReader { ms: Option<u64> },
     Malformed { malformed: MalformedKind },
     StopAcking,
+    InterimsOnly,
     SlowReads { bytes_per_sec: u64 },
 }
 
@@ -91,8 +97,10 @@ impl NextFault {
             NextFault::Close { code, .. } => format!("close:{code}"),
             NextFault::Reset => "reset".into(),
             NextFault::Blackhole { .. } => "blackhole".into(),
+            NextFault::StuckReader { .. } => "stuck-reader".into(),
             NextFault::Malformed { malformed } => format!("malformed:{}", malformed.name()),
             NextFault::StopAcking => "stop-acking".into(),
+            NextFault::InterimsOnly => "interims-only".into(),
             NextFault::SlowReads { bytes_per_sec } => format!("slow-reads:{bytes_per_sec}"),
         }
     }
@@ -104,6 +112,7 @@ struct State {
     down_until: Option<Instant>,
     flap: Option<(Duration, Option<Instant>)>,
     stop_acking: bool,
+    interims_only: bool,
     slow_reads_bps: u64,
 }
 
@@ -164,6 +173,14 @@ impl Faults {
         lock(&self.state).stop_acking
     }
 
+    pub fn set_interims_only(&self, on: bool) {
+        lock(&self.state).interims_only = on;
+    }
+
+    pub fn interims_only(&self) -> bool {
+        lock(&self.state).interims_only
+    }
+
     pub fn set_slow_reads(&self, bps: u64) {
         lock(&self.state).slow_reads_bps = bps;
     }
@@ -191,6 +208,7 @@ impl Faults {
                 }))
             }),
             "stop_acking": st.stop_acking,
+            "interims_only": st.interims_only,
             "slow_reads_bytes_per_sec": st.slow_reads_bps,
         })
     }

@@ -70,6 +70,7 @@ pub struct SessionRecord {
 pub struct SessionCtl {
     pub tx: mpsc::UnboundedSender<Cmd>,
     pub stop_acking: AtomicBool,
+    pub interims_only: AtomicBool,
     pub slow_reads_bps: AtomicU64,
     pub live: AtomicBool,
 }
@@ -79,6 +80,9 @@ pub struct Session {
     pub id: String,
     pub record: Mutex<SessionRecord>,
     pcm: Mutex<Vec<u8>>,
+    /// `(arrival ms, bytes kept)` of every audio frame whose bytes are in
+    /// `pcm`, in order: when each stretch of the recording arrived.
+    frames: Mutex<Vec<(u64, u32)>>,
     max_pcm: usize,
     pub ctl: SessionCtl,
 }
@@ -103,9 +107,13 @@ impl Session {
         let now = now_ms();
         let mut pcm = lock(&self.pcm);
         let room = self.max_pcm.saturating_sub(pcm.len());
-        pcm.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        let kept = bytes.len().min(room);
+        pcm.extend_from_slice(&bytes[..kept]);
         let truncated = bytes.len() > room;
         drop(pcm);
+        if kept > 0 {
+            lock(&self.frames).push((now, kept as u32));
+        }
         self.update(|r| {
             r.bytes_received += bytes.len() as u64;
             r.audio_frames += 1;
@@ -117,6 +125,11 @@ impl Session {
 
     pub fn pcm(&self) -> Vec<u8> {
         lock(&self.pcm).clone()
+    }
+
+    /// `(arrival ms, bytes)` of the frames in [`Session::pcm`], in order.
+    pub fn frames(&self) -> Vec<(u64, u32)> {
+        lock(&self.frames).clone()
     }
 }
 
@@ -155,10 +168,12 @@ impl Recorder {
             id,
             record: Mutex::new(record),
             pcm: Mutex::new(Vec::new()),
+            frames: Mutex::new(Vec::new()),
             max_pcm,
             ctl: SessionCtl {
                 tx,
                 stop_acking: AtomicBool::new(false),
+                interims_only: AtomicBool::new(false),
                 slow_reads_bps: AtomicU64::new(0),
                 live: AtomicBool::new(false),
             },

@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use devserver::engine::counter::encode_bytes;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Error as WsError;
 
@@ -305,6 +306,133 @@ async fn slow_reads_throttle_what_the_server_takes_in() {
     assert_eq!(s["audio_frames"], 20);
 }
 
+/// A stuck reader: the server goes on pinging (Omi) but takes nothing in;
+/// what the client sent meanwhile waits in the socket and is read when the
+/// reader recovers (unlike a blackhole, nothing is lost on the way).
+#[tokio::test]
+async fn stuck_reader_keeps_pinging_but_reads_nothing_until_it_recovers() {
+    let srv = start_with(long_omi_idle).await;
+    let mut ws = omi_ready(&srv).await;
+    send_bin(&mut ws, &encode_bytes(0, 1600)).await;
+    srv.wait_session(|s| s["bytes_received"] == 3200).await;
+    srv.control("stuck-reader", r#"{"ms":1200}"#).await;
+    let t0 = Instant::now();
+    send_bin(&mut ws, &encode_bytes(1600, 3200)).await;
+    // Pings (every 300 ms here) keep coming: the downlink looks alive.
+    for _ in 0..2 {
+        match next(&mut ws, Duration::from_millis(800)).await {
+            Got::Text(t) if t == "ping" => {}
+            other => panic!("expected a ping while stuck, got {other:?}"),
+        }
+    }
+    assert!(t0.elapsed() < Duration::from_millis(1100));
+    let s = &srv.sessions().await[0];
+    assert_eq!(s["bytes_received"], 3200, "nothing read while stuck: {s}");
+    assert_eq!(s["faults"][0], "stuck-reader");
+    let s = srv.wait_session(|s| s["bytes_received"] == 6400).await;
+    assert!(t0.elapsed() >= Duration::from_millis(1100));
+    assert_eq!(s["audio_frames"], 2);
+    assert_eq!(s["blackholed_bytes"], 0);
+}
+
+#[tokio::test]
+async fn stuck_reader_without_end_holds_until_clear() {
+    let srv = start_with(long_omi_idle).await;
+    let mut ws = omi_ready(&srv).await;
+    srv.control("stuck-reader", "{}").await;
+    send_bin(&mut ws, &encode_bytes(0, 1600)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(srv.sessions().await[0]["bytes_received"], 0);
+    srv.control("clear", "").await;
+    srv.wait_session(|s| s["bytes_received"] == 3200).await;
+}
+
+/// `interims-only` (Deepgram): the results keep coming, as interims; no
+/// final commits the audio until it is switched off.
+#[tokio::test]
+async fn interims_only_sends_every_result_as_an_interim_until_disabled() {
+    let srv = start_with(|c| c.timeouts.idle = Duration::from_secs(10)).await;
+    let mut ws = connect_ok(&srv.ws_url(&format!("{DG}&engine=counter"))).await;
+    srv.wait_live(1).await;
+    let v = srv.control("interims-only", r#"{"enabled":true}"#).await;
+    assert_eq!(v["scope"], "current");
+    send_bin(&mut ws, &encode_bytes(0, 40_000)).await;
+    let mut interims = 0;
+    while interims < 8 {
+        let v = next_json(&mut ws).await;
+        assert_eq!(v["type"], "Results");
+        assert_eq!(v["is_final"], false, "a final while interims-only: {v}");
+        interims += 1;
+    }
+    srv.control("interims-only", r#"{"enabled":false}"#).await;
+    send_bin(&mut ws, &encode_bytes(40_000, 56_000)).await;
+    let fin = loop {
+        let v = next_json(&mut ws).await;
+        if v["is_final"] == true {
+            break v;
+        }
+    };
+    let text = fin["channel"]["alternatives"][0]["transcript"]
+        .as_str()
+        .unwrap();
+    assert!(text.starts_with("pos "), "{text}");
+    let s = &srv.sessions().await[0];
+    assert_eq!(s["faults"][0], "interims-only");
+    let (_, f) = srv.json("GET", "/control/faults", None).await;
+    assert_eq!(f["interims_only"], false);
+}
+
+/// `next` sessions get interims only; the others get their finals.
+#[tokio::test]
+async fn interims_only_next_hits_only_the_next_session() {
+    let srv = start_with(|c| c.timeouts.idle = Duration::from_secs(10)).await;
+    srv.control("interims-only", r#"{"enabled":true,"count":1}"#)
+        .await;
+    let url = srv.ws_url(&format!("{DG}&engine=counter"));
+    for want_final in [false, true] {
+        let mut ws = connect_ok(&url).await;
+        send_bin(&mut ws, &encode_bytes(0, 16_000)).await;
+        send_text(&mut ws, r#"{"type":"CloseStream"}"#).await;
+        let (close, msgs) = until_close(&mut ws, Duration::from_secs(5)).await;
+        assert_eq!(close.map(|c| c.0), Some(1000));
+        let finals = msgs.iter().filter(|m| m["is_final"] == true).count();
+        assert_eq!(finals > 0, want_final, "{msgs:?}");
+    }
+}
+
+/// `/control/sessions/:id/frames`: when each stretch of the recording
+/// arrived, frame by frame, in the order of the audio.
+#[tokio::test]
+async fn frames_say_when_each_part_of_the_recording_arrived() {
+    let srv = start_with(|c| c.timeouts.idle = Duration::from_secs(10)).await;
+    let mut ws = connect_ok(&srv.ws_url(DG)).await;
+    send_bin(&mut ws, &encode_bytes(0, 1600)).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    send_bin(&mut ws, &encode_bytes(1600, 2400)).await;
+    let s = srv.wait_session(|s| s["bytes_received"] == 4800).await;
+    let (status, v) = srv
+        .json(
+            "GET",
+            &format!("/control/sessions/{}/frames", s["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let frames = v["frames"].as_array().unwrap();
+    assert_eq!(frames.len(), 2, "{v}");
+    assert_eq!(frames[0][1], 3200);
+    assert_eq!(frames[1][1], 1600);
+    let (a, b) = (
+        frames[0][0].as_u64().unwrap(),
+        frames[1][0].as_u64().unwrap(),
+    );
+    assert!(b >= a + 100, "arrivals {a} then {b}");
+    assert_eq!(s["first_audio_ms"].as_u64(), Some(a));
+    assert_eq!(s["last_audio_ms"].as_u64(), Some(b));
+    let (status, _) = srv.json("GET", "/control/sessions/s999/frames", None).await;
+    assert_eq!(status, 404);
+}
+
 #[tokio::test]
 async fn bad_control_input_is_a_400_naming_the_field() {
     let srv = start().await;
@@ -334,6 +462,14 @@ async fn bad_control_input_is_a_400_naming_the_field() {
         ("stop-acking", r#"{"enabled":"yes"}"#, "enabled"),
         ("malformed", r#"{"kind":"weird"}"#, "kind"),
         ("slow-reads", r#"{"bytesPerSec":-10}"#, "bytesPerSec"),
+        ("stuck-reader", r#"{"ms":-1}"#, "ms"),
+        ("interims-only", r#"{}"#, "enabled"),
+        ("interims-only", r#"{"enabled":1}"#, "enabled"),
+        (
+            "interims-only",
+            r#"{"enabled":false,"scope":"next"}"#,
+            "enabled",
+        ),
         ("reset", r#"{"count":0}"#, "count"),
         ("close", r#"{"code": 4000"#, "JSON"),
         ("close", r#"[1,2]"#, "object"),

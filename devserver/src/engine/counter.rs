@@ -100,7 +100,11 @@ impl Decoder {
     fn step(&mut self, w: &[i16], settle: bool) -> Option<usize> {
         if let Some(e) = self.expect {
             if e % 2 == 1 || w.len() >= 2 || settle {
-                let n = if e % 2 == 0 { w.len().min(2) } else { 1 };
+                let n = if e.is_multiple_of(2) {
+                    w.len().min(2)
+                } else {
+                    1
+                };
                 if fits(&w[..n], e) {
                     self.accept(e, n as u64);
                     return Some(n);
