@@ -278,14 +278,7 @@ impl Session {
     /// and schedule the next attempt, or give up when the budget is spent.
     pub(super) fn connection_lost(&mut self, now: Instant, reason: String, immediate: bool) {
         self.link = Link::Idle;
-        for t in [
-            Timer::Connect,
-            Timer::ResetAttempts,
-            Timer::Pace,
-            Timer::Probation,
-        ] {
-            self.timers.clear(t);
-        }
+        self.clear_connection_timers();
         // Unconfirmed audio goes back to the queue to be resent; what the
         // queue had to let go of unconfirmed is lost, and said so.
         self.queue.rewind();
@@ -332,6 +325,19 @@ impl Session {
             self.start_attempt(now);
         } else {
             self.timers.set(Timer::Reconnect, now + delay);
+        }
+    }
+
+    /// The timers that belong to a connection (its attempt, its attempt
+    /// counter's reset, pacing, probation), once it is gone.
+    pub(super) fn clear_connection_timers(&mut self) {
+        for t in [
+            Timer::Connect,
+            Timer::ResetAttempts,
+            Timer::Pace,
+            Timer::Probation,
+        ] {
+            self.timers.clear(t);
         }
     }
 

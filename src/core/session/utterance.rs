@@ -247,14 +247,7 @@ impl Session {
         self.link = Link::Standby;
         // A clean end: the next connection starts a fresh budget.
         self.failures = 0;
-        for t in [
-            Timer::Connect,
-            Timer::ResetAttempts,
-            Timer::Pace,
-            Timer::Probation,
-        ] {
-            self.timers.clear(t);
-        }
+        self.clear_connection_timers();
         self.announce(Some("no utterance in progress".into()), None);
     }
 
