@@ -761,8 +761,7 @@ impl Driver {
                     Output::Send(id, frame) => {
                         if let Some((sid, s)) = &self.socket {
                             if *sid == id {
-                                s.send(&frame);
-                                sent = true;
+                                sent |= s.send(&frame);
                             }
                         }
                     }

@@ -72,9 +72,9 @@ extern "C" {
     pub(crate) fn rt_ws_open(url: &str, protocols: Vec<String>, id: f64, sink: &JsValue)
         -> JsValue;
     #[wasm_bindgen(js_name = rt_ws_send)]
-    pub(crate) fn rt_ws_send_text(ws: &JsValue, data: &str);
+    pub(crate) fn rt_ws_send_text(ws: &JsValue, data: &str) -> bool;
     #[wasm_bindgen(js_name = rt_ws_send)]
-    pub(crate) fn rt_ws_send_bytes(ws: &JsValue, data: &[u8]);
+    pub(crate) fn rt_ws_send_bytes(ws: &JsValue, data: &[u8]) -> bool;
     pub(crate) fn rt_ws_buffered(ws: &JsValue) -> f64;
     pub(crate) fn rt_ws_close(ws: &JsValue, code: u16, reason: &str);
     pub(crate) fn rt_timer(ms: u32, sink: &JsValue) -> JsValue;

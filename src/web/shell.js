@@ -108,7 +108,14 @@ export function rt_ws_open(url, protocols, id, sink) {
   ws.rtOff = () => { for (const k in on) ws.removeEventListener(k, on[k]); LISTENERS -= 4; ws.rtOff = null; };
   return ws;
 }
-export function rt_ws_send(ws, data) { try { ws.send(data); } catch (e) { /* the close event decides */ } }
+// Only an OPEN socket is written to: once the server's close frame arrived
+// (CLOSING) the browser would discard the data (Chromium logs "WebSocket is
+// already in CLOSING or CLOSED state"); the core keeps it unconfirmed and
+// the close event that follows decides whether it is resent or reported.
+export function rt_ws_send(ws, data) {
+  if (ws.readyState !== 1) return false;
+  try { ws.send(data); return true; } catch (e) { return false; }
+}
 export function rt_ws_buffered(ws) { return ws.bufferedAmount; }
 export function rt_ws_close(ws, code, reason) {
   if (ws.rtOff) ws.rtOff();

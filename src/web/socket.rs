@@ -30,9 +30,10 @@ impl Socket {
         }
     }
 
-    /// Sends a frame. An exception (socket not open) is left to the close
-    /// event that follows; the core keeps unconfirmed audio anyway.
-    pub(crate) fn send(&self, frame: &Frame) {
+    /// Sends a frame if the socket is open; false when it is closing or
+    /// closed (the server's close frame arrived, its close event follows).
+    /// Nothing is lost: the core keeps audio until it is confirmed.
+    pub(crate) fn send(&self, frame: &Frame) -> bool {
         match frame {
             Frame::Text(t) => js::rt_ws_send_text(&self.ws, t),
             Frame::Binary(b) => js::rt_ws_send_bytes(&self.ws, b),
