@@ -113,3 +113,47 @@ fn malformed_server_message_is_reported_not_fatal() {
         );
     }
 }
+
+/// The generic server confirms audio by `ack` (stored), and its final
+/// transcripts follow. A fatal close between the two leaves stored audio
+/// that no final will ever cover on this stream: for the user it is as
+/// lost as audio that never left, so it is reported `unconfirmed`. Every
+/// byte pushed is then either under a final or in a `dropped` event, and
+/// the ledger still balances.
+#[test]
+fn fatal_close_reports_stored_audio_no_final_covers() {
+    let mut h = Harness::new(Provider::Generic);
+    h.server.final_every = 3 * 16_000;
+    h.connect();
+    h.mic_start();
+    h.run_until(t(4_500));
+    h.mic_stop();
+    h.run_for(ms(300));
+    let acked = h.stats().bytes_acked;
+    assert!(
+        acked > 4 * 32_000,
+        "acks reached past the last final: {acked}"
+    );
+    h.fault(Fault::close(1008, "policy"));
+    h.run_for(secs(60));
+    assert_eq!(h.state(), State::Failed);
+    let covered: f64 = h
+        .transcripts()
+        .iter()
+        .filter(|(_, t)| t.is_final)
+        .map(|(_, t)| t.end - t.start)
+        .sum();
+    assert!((covered - 3.0).abs() < 1e-6, "finals cover {covered} s");
+    let s = h.stats();
+    let dropped: u64 = h.dropped().iter().map(|(_, d)| d.bytes).sum();
+    assert_eq!(
+        dropped + 3 * 32_000,
+        s.bytes_pushed,
+        "pushed = covered + dropped"
+    );
+    assert!(h.dropped_bytes(DropReason::Unconfirmed) >= acked - 3 * 32_000);
+    assert_eq!(
+        s.bytes_pushed,
+        s.bytes_sent + s.bytes_queued + s.bytes_dropped
+    );
+}

@@ -67,6 +67,10 @@ pub struct AudioQueue {
     ttl: Duration,
     max_bytes: usize,
     next_offset: u64,
+    /// The stream ranges the server's `ack`s confirmed (stored), merged:
+    /// audio whose final transcripts may still be owed. One range per gap
+    /// in the stream, so it stays small.
+    stored: Vec<(u64, u64)>,
     ledger: Ledger,
 }
 
@@ -84,6 +88,7 @@ impl AudioQueue {
             ttl,
             max_bytes,
             next_offset: 0,
+            stored: Vec::new(),
             ledger: Ledger::default(),
         }
     }
@@ -250,6 +255,7 @@ impl AudioQueue {
             let c = self.unacked.pop_front().expect("front exists");
             self.unacked_bytes -= c.data.len();
             self.ledger.acked_bytes += c.data.len() as u64;
+            note_stored(&mut self.stored, c.offset, c.end());
         }
         // Resends still waiting that the server already had (an ack that
         // arrived after the reconnect) need not go out again: queued again
@@ -264,12 +270,14 @@ impl AudioQueue {
             self.pending_bytes -= c.data.len();
             self.ledger.acked_bytes += len;
             self.ledger.sent(len);
+            note_stored(&mut self.stored, c.offset, c.end());
         }
         // Evicted runs the server confirmed are no longer at risk.
-        let ledger = &mut self.ledger;
+        let (ledger, stored) = (&mut self.ledger, &mut self.stored);
         self.evicted.retain_mut(|e| {
             if offset > e.start {
                 ledger.acked_bytes += offset.min(e.end) - e.start;
+                note_stored(stored, e.start, offset.min(e.end));
                 // Chunks of a run are equal-sized (full chunks), so whole
                 // chunks confirmed = confirmed bytes / chunk size.
                 let size = (e.end - e.start) / u64::from(e.chunks.max(1));
@@ -301,9 +309,35 @@ impl AudioQueue {
         });
     }
 
-    /// The server finished the stream normally: everything sent is confirmed.
+    /// The server finished the stream normally: everything sent is
+    /// confirmed, and every final transcript it owed has been sent.
     pub fn ack_all(&mut self) {
         self.ack_wire(u64::MAX);
+        self.stored.clear();
+    }
+
+    /// The session ends without the server's `finished`: audio it
+    /// acknowledged (stored) from stream offset `finals_until` on has no
+    /// final transcript and never will on this stream, so for the user it
+    /// is lost. It leaves `sent` and is reported
+    /// [`DropReason::Unconfirmed`], like sent audio nothing confirmed.
+    pub fn drop_untranscribed(&mut self, finals_until: u64) {
+        let bytes: u64 = std::mem::take(&mut self.stored)
+            .into_iter()
+            .map(|(a, b)| b.saturating_sub(a.max(finals_until)))
+            .sum();
+        if bytes == 0 {
+            return;
+        }
+        // Stored bytes are sent and acknowledged bytes (an ack never
+        // confirms more): they leave `sent` and `acked` for `dropped`. The
+        // chunks were sent all the same (the count of chunks sent stays);
+        // they are reported as whole chunks' worth.
+        let per = (self.chunker.samples_per_chunk() as u64 * 2).max(1);
+        self.ledger.unsent(bytes, 0);
+        self.ledger.acked_bytes -= bytes;
+        self.ledger
+            .drop(DropReason::Unconfirmed, bytes.div_ceil(per) as u32, bytes);
     }
 
     /// The connection was lost: unconfirmed chunks go back to the front of
@@ -426,6 +460,28 @@ impl AudioQueue {
     pub fn conserved(&self) -> bool {
         let l = &self.ledger;
         l.pushed_bytes == l.sent_bytes + self.queued_bytes() + l.dropped_bytes + l.unreported()
+    }
+}
+
+/// Adds `[start, end)` to the sorted, disjoint `ranges`, merging what
+/// touches (stored audio arrives in stream order, so this is almost always
+/// an extension of the last range).
+fn note_stored(ranges: &mut Vec<(u64, u64)>, start: u64, end: u64) {
+    if start >= end {
+        return;
+    }
+    let i = ranges
+        .iter()
+        .position(|r| r.1 >= start)
+        .unwrap_or(ranges.len());
+    if i < ranges.len() && ranges[i].0 <= end {
+        ranges[i] = (ranges[i].0.min(start), ranges[i].1.max(end));
+        while i + 1 < ranges.len() && ranges[i + 1].0 <= ranges[i].1 {
+            let next = ranges.remove(i + 1);
+            ranges[i].1 = ranges[i].1.max(next.1);
+        }
+    } else {
+        ranges.insert(i, (start, end));
     }
 }
 

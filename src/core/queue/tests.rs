@@ -129,3 +129,25 @@ fn draining_reports_unsent_and_unconfirmed_apart() {
     assert!(q.conserved());
     assert_eq!(q.ledger().sent_bytes, 0);
 }
+
+/// The stored ranges stay sorted and disjoint whatever order acks
+/// confirm them in: touching and overlapping ranges merge.
+#[test]
+fn stored_ranges_merge_in_any_order() {
+    let mut r = Vec::new();
+    for (a, b) in [
+        (10, 20),
+        (30, 40),
+        (0, 5),
+        (20, 30),
+        (50, 60),
+        (4, 10),
+        (55, 70),
+    ] {
+        super::note_stored(&mut r, a, b);
+    }
+    assert_eq!(r, vec![(0, 40), (50, 70)]);
+    super::note_stored(&mut r, 40, 50);
+    super::note_stored(&mut r, 7, 7);
+    assert_eq!(r, vec![(0, 70)]);
+}

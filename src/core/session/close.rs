@@ -125,6 +125,7 @@ impl Session {
 
     /// Enters `closed`. Whatever was not sent or confirmed is reported.
     pub(super) fn finish(&mut self, code: Option<u16>, reason: String) {
+        self.drop_untranscribed();
         self.queue.drain_all(DropReason::Closed);
         self.terminate(State::Closed, code, reason);
     }
@@ -134,9 +135,23 @@ impl Session {
         if let Some(id) = self.link.conn().map(|c| c.id) {
             self.close_socket(id, 1000, "fatal error");
         }
+        self.drop_untranscribed();
         self.queue.drain_all(DropReason::Failed);
         self.emit_error(code, message.clone(), true);
         self.terminate(State::Failed, close_code, message);
+    }
+
+    /// Audio the server acknowledged (generic `ack`: stored) but no final
+    /// covers, when the session ends without `finished`: every second the
+    /// user spoke is in a final transcript or reported dropped.
+    fn drop_untranscribed(&mut self) {
+        if !self.wire.acks() {
+            return;
+        }
+        let channels = u64::from(self.cfg.channels.max(1));
+        let secs = self.finals.reached_all(channels as usize);
+        let frames = (secs * f64::from(self.cfg.sample_rate)).round().max(0.0) as u64;
+        self.queue.drop_untranscribed(frames * 2 * channels);
     }
 
     fn terminate(&mut self, state: State, code: Option<u16>, reason: String) {
