@@ -294,3 +294,57 @@ fn stale_socket_events_are_ignored() {
     assert!(h.transcripts().iter().all(|(_, t)| t.text != "ghost"));
     let _ = Input::Timeout;
 }
+
+/// Omi's heartbeat task can outlive its reader: `ping`s keep coming while
+/// nothing sent is read. `bufferedAmount` cannot tell (the kernel's socket
+/// buffers take megabytes first), but a transcribing server answers speech
+/// with segments: speech sent for `staleAfterMs` (25 s) without a single
+/// transcript means the server no longer hears this socket. Replaced, and
+/// the unheard audio resent.
+#[test]
+fn a_server_that_pings_but_hears_nothing_is_replaced() {
+    let mut h = Harness::new(Provider::Omi);
+    h.connect();
+    h.mic_start();
+    h.run_until(t(5_000));
+    let stuck = h.now;
+    h.fault(Fault::StopReading);
+    let detected = h.run_until_pred(secs(60), "stuck reader", |h| h.state() != State::Open);
+    let after = detected - stuck;
+    assert!(
+        after >= ms(24_000) && after <= ms(25_300),
+        "detected after {after:?}"
+    );
+    let (_, reason) = stale_reason(&h).pop().unwrap();
+    assert!(reason.contains("no transcript for speech"), "{reason}");
+    h.fault(Fault::ResumeReading);
+    h.run_for(secs(5));
+    assert_eq!(h.state(), State::Open, "replaced");
+    h.mic_stop();
+    h.run_for(secs(10));
+    assert_eq!(
+        h.unique_samples_received(),
+        h.pushed_samples(),
+        "the unheard audio was resent"
+    );
+    assert!(h.dropped().is_empty(), "{:?}", h.dropped());
+}
+
+/// The other side of it: silence is not speech, and a server that sends
+/// no transcript for two minutes of silence (while its pings arrive) is
+/// healthy. The connection is kept.
+#[test]
+fn silence_without_transcripts_keeps_the_connection() {
+    let mut h = Harness::new(Provider::Omi);
+    h.opaque_audio = true;
+    h.connect();
+    h.run_until(t(1_000));
+    h.fault(Fault::StopReading);
+    let quiet = vec![7i16; 1600];
+    for k in 1..=1200u64 {
+        h.run_until(t(1_000 + k * 100));
+        h.input(Input::Audio(&quiet)).unwrap();
+    }
+    assert_eq!(h.state(), State::Open);
+    assert_eq!(h.opens.len(), 1, "{:?}", stale_reason(&h));
+}

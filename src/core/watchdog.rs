@@ -31,6 +31,11 @@ pub enum Stale {
     /// The caller was not run for longer than the threshold (sleep, frozen
     /// tab): keepalives were not sent, so the server has likely given up.
     Suspended(Duration),
+    /// Heartbeats kept coming, but speech sent for the threshold got no
+    /// transcript: the server's reader is stuck while its heartbeat task
+    /// runs on (the kernel's socket buffers hide this from
+    /// `bufferedAmount` for minutes).
+    Unheard(Duration),
 }
 
 impl Stale {
@@ -40,8 +45,22 @@ impl Stale {
             Stale::Silent(d) => ms("stale: no frame from the server for ", *d),
             Stale::Stalled(d) => ms("stale: send buffer did not drain for ", *d),
             Stale::Suspended(d) => ms("stale: page was suspended for ", *d),
+            Stale::Unheard(d) => ms("stale: no transcript for speech sent ", *d),
         }
     }
+}
+
+/// Whether PCM16 little-endian audio reaches speech level: an RMS of at
+/// least 1/50 of full scale (about -34 dBFS). Room noise and silence stay
+/// far below it; a voice at a microphone is above it in most 100 ms chunks.
+pub fn speech_level(pcm_le: &[u8]) -> bool {
+    const RMS: i64 = 32_768 / 50;
+    let n = (pcm_le.len() / 2) as i64;
+    let energy: i64 = pcm_le
+        .chunks_exact(2)
+        .map(|b| i64::from(i16::from_le_bytes([b[0], b[1]])).pow(2))
+        .sum();
+    n > 0 && energy >= RMS * RMS * n
 }
 
 fn ms(what: &str, d: Duration) -> String {
@@ -59,6 +78,9 @@ pub struct Watchdog {
     last_tx: Instant,
     /// First audio sent since the last frame received.
     unanswered_since: Option<Instant>,
+    /// Heartbeat servers: first speech-level audio sent since the last
+    /// transcript (heartbeats prove the socket, not that audio is heard).
+    unheard_since: Option<Instant>,
     /// The last time the send buffer was seen empty or draining (bytes
     /// left the machine since the previous sample).
     last_progress: Instant,
@@ -87,6 +109,7 @@ impl Watchdog {
             last_rx: now,
             last_tx: now,
             unanswered_since: None,
+            unheard_since: None,
             last_progress: now,
             left: 0,
             last_buffered: 0,
@@ -100,10 +123,19 @@ impl Watchdog {
         self.unanswered_since = None;
     }
 
-    /// Audio was sent.
-    pub fn on_audio_sent(&mut self, now: Instant) {
+    /// Audio was sent; `loud`: some of it at speech level, which a
+    /// transcribing server answers with a transcript.
+    pub fn on_audio_sent(&mut self, now: Instant, loud: bool) {
         self.last_tx = now;
         self.unanswered_since.get_or_insert(now);
+        if loud && self.expectation == Expectation::Heartbeat {
+            self.unheard_since.get_or_insert(now);
+        }
+    }
+
+    /// A transcript (or result) arrived: the server hears the audio.
+    pub fn on_heard(&mut self) {
+        self.unheard_since = None;
     }
 
     /// A keepalive (or any non-audio frame) was sent.
@@ -138,6 +170,7 @@ impl Watchdog {
         self.last_seen = now;
         self.last_progress = now;
         self.unanswered_since = self.unanswered_since.map(|_| now);
+        self.unheard_since = self.unheard_since.map(|_| now);
     }
 
     /// Since when the send buffer has not drained, if it holds bytes.
@@ -172,6 +205,12 @@ impl Watchdog {
                 return Some(Stale::Stalled(stalled));
             }
         }
+        if let Some(since) = self.unheard_since {
+            let unheard = now.saturating_duration_since(since);
+            if unheard >= self.stale_after {
+                return Some(Stale::Unheard(unheard));
+            }
+        }
         None
     }
 
@@ -198,10 +237,8 @@ impl Watchdog {
         };
         let silent = silent_since.map(|s| s + self.stale_after);
         let stalled = self.stall_since().map(|s| s + self.stall_after);
-        match (silent, stalled) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let unheard = self.unheard_since.map(|s| s + self.stale_after);
+        [silent, stalled, unheard].into_iter().flatten().min()
     }
 
     /// The last `bufferedAmount` sample.
@@ -236,9 +273,9 @@ mod tests {
             assert_eq!(w.check(t(s * 1000), true), None);
             w.on_other_sent(t(s * 1000));
         }
-        w.on_audio_sent(t(100_000));
+        w.on_audio_sent(t(100_000), true);
         for s in 100..125 {
-            w.on_audio_sent(t(s * 1000));
+            w.on_audio_sent(t(s * 1000), true);
             assert_eq!(w.check(t(s * 1000), true), None, "at {s} s");
         }
         assert_eq!(w.next_deadline(), t(124_000 + 5_000).min(t(125_000)));
@@ -257,6 +294,41 @@ mod tests {
         assert_eq!(w.check(t(36_000), true), None);
         assert_eq!(w.check(t(48_000), true), None);
         assert!(matches!(w.check(t(49_000), true), Some(Stale::Silent(_))));
+    }
+
+    /// Pings every 10 s prove the socket delivers, not that speech is
+    /// heard: speech unanswered by any transcript for the threshold is
+    /// stale, a transcript restarts the window, and quiet audio never
+    /// starts one.
+    #[test]
+    fn speech_without_transcripts_is_stale_under_heartbeats() {
+        let mut w = dog(Expectation::Heartbeat);
+        let run = |w: &mut Watchdog, from: u64, to: u64, loud: bool| {
+            let mut stale = None;
+            for ms in (from..to).step_by(100) {
+                w.on_audio_sent(t(ms), loud);
+                if ms % 10_000 == 0 {
+                    w.on_rx(t(ms));
+                }
+                stale = stale.or(w.check(t(ms), true).map(|s| (ms, s)));
+            }
+            stale
+        };
+        assert_eq!(run(&mut w, 0, 60_000, false), None, "quiet audio");
+        w.on_heard();
+        let (at, why) = run(&mut w, 60_000, 120_000, true).expect("stale");
+        assert_eq!((at, why), (85_000, Stale::Unheard(Duration::from_secs(25))));
+        let mut w = dog(Expectation::Heartbeat);
+        for k in 0..10 {
+            assert_eq!(run(&mut w, k * 20_000, (k + 1) * 20_000, true), None);
+            w.on_heard();
+        }
+        assert!(speech_level(&[0x00, 0x10, 0x00, 0xF0]));
+        assert!(
+            !speech_level(&[0x80, 0x02, 0x80, 0xFD]),
+            "±640: below -34 dBFS"
+        );
+        assert!(!speech_level(&[]));
     }
 
     #[test]
@@ -296,7 +368,7 @@ mod tests {
         for i in 1..=600u64 {
             handed += 3_200;
             let now = t(i * 100);
-            w.on_audio_sent(now);
+            w.on_audio_sent(now, true);
             w.on_buffered(now, 3_200, handed);
             if i % 10 == 0 {
                 w.on_rx(now);

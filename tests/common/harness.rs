@@ -178,6 +178,9 @@ pub struct Harness {
     terminal: Option<State>,
     closed_seen: bool,
     in_audio: bool,
+    /// The test pushes audio of its own (not the mic's self-describing
+    /// stream): frames are recorded by length, not decoded.
+    pub opaque_audio: bool,
     dropped_in_events: u64,
     trace: VecDeque<String>,
     last_buffered: HashMap<SocketId, u64>,
@@ -238,6 +241,7 @@ impl Harness {
             terminal: None,
             closed_seen: false,
             in_audio: false,
+            opaque_audio: false,
             dropped_in_events: 0,
             trace: VecDeque::new(),
             last_buffered: HashMap::new(),

@@ -40,6 +40,14 @@ impl Session {
         self.apply(now, id, p, "", &mut message_sent);
     }
 
+    /// A transcript or result: the server hears the audio (a heartbeat
+    /// alone does not say so).
+    fn heard(&mut self) {
+        if let Some((_, live)) = self.link.ready_mut() {
+            live.watchdog.on_heard();
+        }
+    }
+
     /// Bookkeeping common to every frame; false for stale sockets.
     fn on_frame(&mut self, now: Instant, id: SocketId) -> bool {
         if self.current(id).is_none() {
@@ -70,6 +78,7 @@ impl Session {
         match p {
             Parsed::Transcript(mut t) => {
                 self.counters.transcripts += 1;
+                self.heard();
                 let bytes_per_sec = self.cfg.bytes_per_ms() * 1000.0;
                 let heard = (t.end * bytes_per_sec).max(0.0) as u64;
                 if self.wire.socket_clock() {
@@ -115,6 +124,7 @@ impl Session {
                 self.counters.server_offset = Some(offset);
             }
             Parsed::Processed { channel, secs } => {
+                self.heard();
                 // The provider's final results count this socket's audio
                 // from zero, per channel; audio is confirmed once every
                 // channel's finals reached it.

@@ -30,6 +30,7 @@ impl Session {
             .ready_mut()
             .map_or(0, |(_, live)| live.watchdog.buffered());
         let mut sent_audio = false;
+        let mut loud = false;
         while let Some(front) = self.queue.front().filter(|_| !self.offline) {
             if buffered > HIGH_WATER {
                 self.timers.set(Timer::Pace, now + BACKPRESSURE_POLL);
@@ -55,6 +56,7 @@ impl Session {
                     self.send(id, frame);
                 }
             }
+            loud |= crate::core::watchdog::speech_level(&chunk.data);
             self.out
                 .push_back(Output::Send(id, Frame::Binary(chunk.data.clone())));
             self.queue.sent(chunk, wire_end);
@@ -68,7 +70,7 @@ impl Session {
         }
         if sent_audio {
             if let Some((_, live)) = self.link.ready_mut() {
-                live.watchdog.on_audio_sent(now);
+                live.watchdog.on_audio_sent(now, loud);
             }
         }
         if self.queue.pending_len() == 0 && self.closing.is_some() {

@@ -44,7 +44,9 @@ impl Harness {
                 Output::Send(id, frame) => {
                     let rec = match &frame {
                         Frame::Text(s) => Sent::Text(s.clone()),
-                        Frame::Binary(b) if self.server.is_keepalive(b) => Sent::Other(b.len()),
+                        Frame::Binary(b) if self.server.is_keepalive(b) || self.opaque_audio => {
+                            Sent::Other(b.len())
+                        }
                         Frame::Binary(b) => {
                             let (first, n) = decode_frame(b);
                             Sent::Audio(first, n)
