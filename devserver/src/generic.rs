@@ -185,8 +185,13 @@ async fn run(c: &mut Conn, p: Params) {
         return;
     }
     // Finals this client may not have: never sent, or after `final_from`.
-    for tr in &joined.resend {
-        if !c.stop_acking() && !send_transcript(c, tr).await {
+    // Under `stop-acking` the server's output is stalled: transcripts are
+    // held back (not lost) and go out, in order, once it flows again.
+    let mut held: Vec<Transcript> = Vec::new();
+    for tr in joined.resend {
+        if c.stop_acking() {
+            held.push(tr);
+        } else if !send_transcript(c, &tr).await {
             return;
         }
     }
@@ -285,7 +290,11 @@ async fn run(c: &mut Conn, p: Params) {
                 }
             }
             Ev::Engine(EngineOut::Transcript(tr)) => {
-                if tr.text.is_empty() || c.stop_acking() {
+                if tr.text.is_empty() {
+                    continue;
+                }
+                if c.stop_acking() {
+                    held.push(tr);
                     continue;
                 }
                 if !send_transcript(c, &tr).await {
@@ -298,6 +307,9 @@ async fn run(c: &mut Conn, p: Params) {
                         return;
                     }
                 } else if finishing {
+                    if !send_held(c, &mut held).await {
+                        return;
+                    }
                     let h = att.hwm();
                     let acked =
                         c.stop_acking() || c.send_json(&json!({"type": "ack", "offset": h})).await;
@@ -320,6 +332,9 @@ async fn run(c: &mut Conn, p: Params) {
                     c.close(1001, "idle timeout").await;
                     return;
                 }
+                if !send_held(c, &mut held).await {
+                    return;
+                }
                 // Ack whenever the mark moved, at most once per `ack` interval
                 // (default 200 ms, well inside the protocol's 1 s): a burst
                 // of frames costs one ack, not one each.
@@ -339,6 +354,20 @@ async fn run(c: &mut Conn, p: Params) {
 }
 
 /// Sends a transcript; false when the socket is gone.
+/// Sends the transcripts held back while the output was stalled, once it
+/// flows again. False when the connection is gone.
+async fn send_held(c: &mut Conn, held: &mut Vec<Transcript>) -> bool {
+    if c.stop_acking() {
+        return true;
+    }
+    for tr in std::mem::take(held) {
+        if !send_transcript(c, &tr).await {
+            return false;
+        }
+    }
+    true
+}
+
 async fn send_transcript(c: &mut Conn, tr: &Transcript) -> bool {
     let msg = json!({
         "type": "transcript",

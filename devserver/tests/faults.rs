@@ -245,21 +245,33 @@ async fn flap_closes_every_session_after_it_lived_n_ms() {
 #[tokio::test]
 async fn stop_acking_starves_the_generic_client_until_disabled() {
     let srv = start_with(|c| c.timeouts.idle = Duration::from_secs(5)).await;
-    let mut ws = connect_ok(&srv.ws_url(GEN)).await;
+    let mut ws = connect_ok(&srv.ws_url(&format!("{GEN}&engine=counter"))).await;
     send_text(&mut ws, r#"{"type":"start","stream":"sa","offset":0}"#).await;
     assert_eq!(next_json(&mut ws).await["type"], "started");
     srv.control("stop-acking", r#"{"enabled":true}"#).await;
-    send_bin(&mut ws, &tone(0.1, 0.0, 16_000)).await;
+    // 1.5 s of counted audio: the engine finalizes its first second while
+    // the output is stalled.
+    send_bin(&mut ws, &encode_bytes(0, 24_000)).await;
     assert!(matches!(
-        next(&mut ws, Duration::from_millis(500)).await,
+        next(&mut ws, Duration::from_millis(1500)).await,
         Got::Timeout
     ));
     srv.control("stop-acking", r#"{"enabled":false}"#).await;
-    let v = next_json(&mut ws).await;
-    assert_eq!(
-        (v["type"].as_str(), v["offset"].as_u64()),
-        (Some("ack"), Some(3200))
-    );
+    // The stall ends: the held final and the ack both arrive (the final
+    // was held, not lost).
+    let (mut ack, mut fin) = (None, None);
+    while ack.is_none() || fin.is_none() {
+        let v = next_json(&mut ws).await;
+        match v["type"].as_str() {
+            Some("ack") => ack = v["offset"].as_u64(),
+            Some("transcript") if v["is_final"] == true => fin = Some(v),
+            _ => {}
+        }
+    }
+    assert_eq!(ack, Some(48_000));
+    let fin = fin.unwrap();
+    assert!(fin["text"].as_str().unwrap().starts_with("pos "), "{fin}");
+    assert_eq!(fin["start"].as_f64(), Some(0.0), "{fin}");
 }
 
 #[tokio::test]

@@ -211,7 +211,7 @@ export const SCENARIOS = [
   },
   {
     id: "stop-acking",
-    title: "server stops acknowledging (and transcribing) for 40 s",
+    title: "server output stalled for 40 s: no acks, transcripts held back",
     providers: ["generic"], estMs: 50_000,
     async run(t) {
       await streamFor(t, 3000);
