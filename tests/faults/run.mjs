@@ -256,14 +256,18 @@ function account(c, data) {
   // keeps the gaps the client reported with `seek` as silence: not counted).
   const undecodable = sessions.reduce((n, s) => n + s.undecodable, 0);
 
-  // Audio delivered again after a final covering it had reached the user:
-  // the client resent what was already confirmed (Deepgram and Omi confirm
-  // by finals; the generic protocol by acks, which the page does not see).
+  // Audio delivered again on a connection the client opened after a final
+  // covering it had reached the user: the client resent what was already
+  // confirmed (Deepgram and Omi confirm by finals; the generic protocol by
+  // acks, which the page does not see). A piece is placed at its
+  // connection's start, not at its arrival: a stuck server that reads an
+  // abandoned connection's backlog late did not receive a resend.
   let dupConfirmed = 0;
   if (provider !== "generic") {
+    const opened = new Map(sessions.map((s) => [s.id, s.started_at_ms]));
     const timeline = [
       ...finals.map((f) => ({ t: f.wall + 20, final: f })),
-      ...pieces.map((p) => ({ t: p.at, piece: p })),
+      ...pieces.map((p) => ({ t: opened.get(p.session) ?? p.at, piece: p })),
     ].sort((a, b) => a.t - b.t || (a.piece ? -1 : 1));
     let seen = [];
     for (const e of timeline) {
@@ -291,7 +295,9 @@ function account(c, data) {
     if (first) recovery = { ms: first.at - ref, at: first.at, ref };
   }
   const scheduled = report.events.filter((e) => e.type === "reconnecting").map((e) => e.wall + e.delayMs).sort((a, b) => a - b);
-  const nextAttempt = ref === null ? null : scheduled.find((s) => s >= ref - 5);
+  // The first attempt scheduled after the fault ended: one scheduled just
+  // before it (the last rejected handshake's own) met the fault and failed.
+  const nextAttempt = ref === null ? null : scheduled.find((s) => s > ref);
   const remainingBackoff = ref === null || nextAttempt === undefined ? 0 : Math.max(0, nextAttempt - ref);
   const online = marks.end === null ? null : report.events.find((e) => e.type === "online" && e.wall >= marks.end - 50);
 
