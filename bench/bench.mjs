@@ -96,7 +96,8 @@ for (const r of result.rows.filter((x) => x.impl === "wasm")) {
 }
 row("(b) audio path", "client.sendAudio, main-thread µs per 100 ms chunk", f(s.usPerChunk, 1), `${f(s.mainThreadShare * 100, 3)} % of the main thread`, "");
 
-const faultsPath = join(ROOT, "target", "faults.json");
+// The last full matrix when there is one, else the last run of any kind.
+const faultsPath = ["faults-full.json", "faults.json"].map((f) => join(ROOT, "target", f)).find((f) => existsSync(f)) ?? join(ROOT, "target", "faults.json");
 let faults = null;
 if (existsSync(faultsPath)) faults = JSON.parse(readFileSync(faultsPath, "utf8"));
 const PICK = [
@@ -135,7 +136,7 @@ function pkgVersion(name) {
 
 const table = ["| section | measure | resilient-transcriber | peer / baseline / bound | ratio |", "|---|---|---:|---:|---|",
   ...rows.map((r) => `| ${r.section} | ${r.measure} | ${r.ours} | ${r.other} | ${r.ratio} |`)].join("\n");
-const faultsNote = faults ? `(c) and the browser rows of (d) come from target/faults.json (${faults.mode}, ${faults.date}).` : "(c): no target/faults.json yet.";
+const faultsNote = faults ? `(c) and the browser rows of (d) come from ${faultsPath.slice(ROOT.length + 1)} (${faults.mode}, ${faults.date}).` : "(c): no target/faults.json yet.";
 console.log(`\nOne table (also in docs/bench.md):\n\n${table}\n\n${faultsNote}`);
 
 const out = join(ROOT, "bench", "results");

@@ -422,11 +422,14 @@ function checkBounds(c, m, data) {
 
 // --- workers --------------------------------------------------------------------------
 
+let browserVersion = "?";
+
 async function makeWorker(kind, netCtl = null) {
   const server = netCtl
     ? await startDevserver({ netns: netCtl.b, pageHost: net.ADDR_B })
     : await startDevserver();
   const browser = await launchChromium(netCtl ? { netns: netCtl.a } : {});
+  browserVersion = browser.version();
   return { kind, server, browser, net: netCtl };
 }
 
@@ -530,16 +533,20 @@ function finish(netInfo) {
   const mode = fullMatrix ? "full matrix" : ci ? "CI subset" : `selection (${argv.join(" ")})`;
   const md = table(results);
   const header = `Fault matrix, ${mode}: ${results.length} cases in ${minutes.toFixed(1)} min, ${failed.length} failing; `
-    + `${os.cpus().length} cores, ${os.type()} ${os.release()}, Chromium headless; network level: `
+    + `${os.cpus().length} cores, ${os.type()} ${os.release()}, headless Chromium ${browserVersion}; network level: `
     + `${netStatus === null ? "not selected" : netStatus.ok ? netInfo : `skipped (${netStatus.reason})`}.`;
   console.log(`\n${header}\n\n${md}\n`);
   mkdirSync(join(ROOT, "target"), { recursive: true });
-  writeFileSync(join(ROOT, "target", "faults.json"), JSON.stringify({
+  const json = JSON.stringify({
     date: new Date().toISOString(), mode, argv, minutes, network: netStatus === null ? null : { ...netStatus, note: netInfo },
     results,
-  }, null, 1) + "\n");
+  }, null, 1) + "\n";
+  writeFileSync(join(ROOT, "target", "faults.json"), json);
   console.log("Saved target/faults.json");
   if (fullMatrix) {
+    // Kept apart so that a later selection run does not replace the
+    // figures `npm run bench` reports.
+    writeFileSync(join(ROOT, "target", "faults-full.json"), json);
     writeDocs(header, md);
     console.log("Updated the table in docs/reliability.md");
   }
