@@ -21,6 +21,8 @@ if cargo tree -p resilient-transcriber --target x86_64-unknown-linux-gnu -e norm
   echo "a web crate is reachable from the native build of the core" >&2
   exit 1
 fi
+step "no import cycle between sibling modules (src/, devserver/src/, relay/src/)"
+node scripts/check-cycles.mjs
 step "cargo test (core + devserver + relay)"
 cargo test --workspace
 step "package build and its size budget (.size-limit.json)"
