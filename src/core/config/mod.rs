@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::error::ConfigError;
 use super::io::Credential;
 pub use super::protocol::Provider;
+use super::protocol::{is_token, Format};
 use super::text::{int, num};
 
 /// The keepalive interval when neither it nor a short stale threshold is set.
@@ -160,6 +161,14 @@ impl Config {
         self.keepalive
             .unwrap_or_else(|| DEFAULT_KEEPALIVE.min(third))
             .max(Duration::from_millis(1))
+    }
+
+    /// The audio on the wire, as a provider's URL parameters describe it.
+    pub(crate) fn format(&self) -> Format {
+        Format {
+            sample_rate: self.sample_rate,
+            channels: self.channels,
+        }
     }
 
     /// Bytes of one full chunk of PCM16 (all channels) at the target rate.
@@ -352,13 +361,6 @@ fn positive(field: &'static str, d: Duration) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
-}
-
-/// RFC 7230 `token` characters, as WebSocket subprotocols require.
-pub(crate) fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Shows the first characters of a possibly secret value, never all of it.

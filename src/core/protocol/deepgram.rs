@@ -2,8 +2,7 @@
 //! `channel.alternatives[0]`, plus `Metadata`, `UtteranceEnd`,
 //! `SpeechStarted` and error reports.
 
-use super::{Auth, CloseClass, Parsed, Wire};
-use crate::core::config::Config;
+use super::{Auth, CloseClass, Format, Parsed, Wire};
 use crate::core::event::{ErrorCode, Transcript, Word};
 use crate::core::io::Frame;
 use crate::core::json::Value;
@@ -24,13 +23,13 @@ impl Wire for Deepgram {
         "deepgram"
     }
 
-    fn url_params(&self, cfg: &Config) -> Vec<(&'static str, String)> {
+    fn url_params(&self, f: Format) -> Vec<(&'static str, String)> {
         let mut p = vec![
             ("encoding", "linear16".into()),
-            ("sample_rate", int(cfg.sample_rate.into())),
-            ("channels", int(cfg.channels.into())),
+            ("sample_rate", int(f.sample_rate.into())),
+            ("channels", int(f.channels.into())),
         ];
-        if cfg.channels > 1 {
+        if f.channels > 1 {
             // One transcript per channel, `channel_index` naming it.
             p.push(("multichannel", "true".into()));
         }

@@ -1,7 +1,6 @@
 //! The generic resumable protocol of `docs/protocol.md` (`/v1/stream`).
 
-use super::{Auth, Parsed, Wire};
-use crate::core::config::Config;
+use super::{Auth, Format, Parsed, Wire};
 use crate::core::event::Transcript;
 use crate::core::io::Frame;
 use crate::core::json::{self, Value};
@@ -22,14 +21,11 @@ impl Wire for Generic {
         "generic"
     }
 
-    fn url_params(&self, cfg: &Config) -> Vec<(&'static str, String)> {
+    fn url_params(&self, f: Format) -> Vec<(&'static str, String)> {
         vec![
             ("encoding", "linear16".into()),
-            (
-                "sample_rate",
-                crate::core::text::int(cfg.sample_rate.into()),
-            ),
-            ("channels", crate::core::text::int(cfg.channels.into())),
+            ("sample_rate", crate::core::text::int(f.sample_rate.into())),
+            ("channels", crate::core::text::int(f.channels.into())),
         ]
     }
 

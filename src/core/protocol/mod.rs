@@ -11,7 +11,6 @@ mod deepgram;
 mod generic;
 mod omi;
 
-use super::config::Config;
 use super::error::ConfigError;
 use super::event::{ErrorCode, Transcript};
 use super::io::{Credential, Frame};
@@ -94,7 +93,7 @@ pub(crate) trait Wire: Sync {
 
     /// Query parameters the provider needs, added to the user's URL unless
     /// it has them already.
-    fn url_params(&self, cfg: &Config) -> Vec<(&'static str, String)>;
+    fn url_params(&self, f: Format) -> Vec<(&'static str, String)>;
 
     /// Where the credential goes.
     fn auth(&self) -> Auth;
@@ -219,30 +218,40 @@ pub(crate) enum CloseClass {
     Finished,
 }
 
-/// The URL to open: the user's URL plus the provider's parameters (and
-/// `language`), unless the user already set them.
-pub(crate) fn url(wire: &dyn Wire, cfg: &Config) -> String {
-    let mut params = wire.url_params(cfg);
-    if let Some(lang) = &cfg.language {
+/// What a provider's URL parameters describe: the audio on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Format {
+    pub sample_rate: u32,
+    pub channels: u16,
+}
+
+/// The URL to open: the user's `base` URL plus the provider's parameters
+/// (and `language`), unless the user already set them.
+pub(crate) fn url(wire: &dyn Wire, base: &str, f: Format, language: Option<&str>) -> String {
+    let mut params = wire.url_params(f);
+    if let Some(lang) = language {
         params.retain(|(k, _)| *k != "language");
-        params.push(("language", lang.clone()));
+        params.push(("language", lang.to_string()));
     }
     let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    append_query(&cfg.url, &borrowed)
+    append_query(base, &borrowed)
 }
 
 /// Subprotocols to offer: the credential as `[scheme, T]` where the
 /// provider takes it there (`["token", K]`, `["bearer", JWT]`), then the
 /// user's own.
-pub(crate) fn protocols(wire: &dyn Wire, cfg: &Config, cred: Option<&Credential>) -> Vec<String> {
+pub(crate) fn protocols(
+    wire: &dyn Wire,
+    user: &[String],
+    cred: Option<&Credential>,
+) -> Vec<String> {
     let mut out = Vec::new();
     if let (Some(c), Auth::Subprotocol) = (cred, wire.auth()) {
         out.push(c.scheme.as_str().to_string());
         out.push(c.token.clone());
     }
     out.extend(
-        cfg.protocols
-            .iter()
+        user.iter()
             .filter(|p| !out.contains(p))
             .cloned()
             .collect::<Vec<_>>(),
@@ -250,10 +259,17 @@ pub(crate) fn protocols(wire: &dyn Wire, cfg: &Config, cred: Option<&Credential>
     out
 }
 
+/// RFC 7230 `token` characters, as WebSocket subprotocols require.
+pub(crate) fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// Whether a credential can be presented the way `wire` takes it.
 pub(crate) fn token_usable(wire: &dyn Wire, c: &Credential) -> bool {
     match wire.auth() {
-        Auth::Subprotocol => super::config::is_token(&c.token),
+        Auth::Subprotocol => is_token(&c.token),
         Auth::FirstMessage => !c.token.is_empty(),
     }
 }
@@ -327,48 +343,54 @@ mod tests {
     use super::*;
     use crate::core::io::TokenScheme;
 
+    const MONO: Format = Format {
+        sample_rate: 16_000,
+        channels: 1,
+    };
+
     #[test]
     fn url_gets_provider_parameters_without_overriding_the_users() {
-        let mut cfg = Config::new(
-            Provider::Deepgram,
-            "wss://h/v1/listen?model=nova-3&sample_rate=48000",
-        );
-        cfg.language = Some("en US".into());
         assert_eq!(
-            url(Provider::Deepgram.wire(), &cfg),
+            url(
+                Provider::Deepgram.wire(),
+                "wss://h/v1/listen?model=nova-3&sample_rate=48000",
+                MONO,
+                Some("en US")
+            ),
             "wss://h/v1/listen?model=nova-3&sample_rate=48000&encoding=linear16&channels=1&language=en%20US"
         );
-        let cfg = Config::new(Provider::Omi, "ws://127.0.0.1:8787/v4/web/listen");
         assert_eq!(
-            url(Provider::Omi.wire(), &cfg),
+            url(Provider::Omi.wire(), "ws://127.0.0.1:8787/v4/web/listen", MONO, None),
             "ws://127.0.0.1:8787/v4/web/listen?language=en&sample_rate=16000&codec=pcm16&channels=1"
         );
     }
 
     #[test]
     fn two_channels_ask_deepgram_for_a_transcript_per_channel() {
-        let mut cfg = Config::new(Provider::Deepgram, "wss://h/v1/listen");
-        cfg.channels = 2;
+        let stereo = Format {
+            channels: 2,
+            ..MONO
+        };
         assert_eq!(
-            url(Provider::Deepgram.wire(), &cfg),
+            url(Provider::Deepgram.wire(), "wss://h/v1/listen", stereo, None),
             "wss://h/v1/listen?encoding=linear16&sample_rate=16000&channels=2&multichannel=true"
         );
     }
 
     #[test]
     fn token_goes_into_subprotocols_for_deepgram_and_first_message_for_omi() {
-        let cfg = Config::new(Provider::Deepgram, "wss://h/");
+        let none: &[String] = &[];
         let dg = Provider::Deepgram.wire();
         let key = Credential::token("K");
-        assert_eq!(protocols(dg, &cfg, Some(&key)), ["token", "K"]);
+        assert_eq!(protocols(dg, none, Some(&key)), ["token", "K"]);
         let jwt = Credential {
             token: "a.b.c".into(),
             scheme: TokenScheme::Bearer,
         };
-        assert_eq!(protocols(dg, &cfg, Some(&jwt)), ["bearer", "a.b.c"]);
-        assert_eq!(protocols(dg, &cfg, None), Vec::<String>::new());
+        assert_eq!(protocols(dg, none, Some(&jwt)), ["bearer", "a.b.c"]);
+        assert_eq!(protocols(dg, none, None), Vec::<String>::new());
         let omi = Provider::Omi.wire();
-        assert!(protocols(omi, &cfg, Some(&key)).is_empty());
+        assert!(protocols(omi, none, Some(&key)).is_empty());
         assert_eq!(
             omi.first_frame(Some("K\"x"), "", 0, 0),
             Some(Frame::Text(r#"{"type":"auth","token":"K\"x"}"#.into()))

@@ -1,8 +1,7 @@
 //! Omi's browser endpoint (`/v4/web/listen`): first-message auth, `ping`
 //! heartbeats, transcripts as JSON arrays of segments, typed event objects.
 
-use super::{Auth, Parsed, Wire};
-use crate::core::config::Config;
+use super::{Auth, Format, Parsed, Wire};
 use crate::core::event::Transcript;
 use crate::core::io::Frame;
 use crate::core::json::{self, Value};
@@ -23,13 +22,10 @@ impl Wire for Omi {
         "omi"
     }
 
-    fn url_params(&self, cfg: &Config) -> Vec<(&'static str, String)> {
+    fn url_params(&self, f: Format) -> Vec<(&'static str, String)> {
         vec![
             ("language", "en".into()),
-            (
-                "sample_rate",
-                crate::core::text::int(cfg.sample_rate.into()),
-            ),
+            ("sample_rate", crate::core::text::int(f.sample_rate.into())),
             ("codec", "pcm16".into()),
             ("channels", "1".into()),
         ]

@@ -17,8 +17,7 @@ use crate::core::time::Instant;
 use crate::core::timer::Timer;
 use crate::core::watchdog::Watchdog;
 
-/// Close code for connections we judge dead (private range).
-pub const CLOSE_STALE: u16 = 4000;
+use super::CLOSE_STALE;
 
 /// What a ready connection carries beyond its socket.
 #[derive(Debug)]
@@ -115,7 +114,7 @@ impl Session {
         let id = SocketId(self.next_socket);
         self.next_socket += 1;
         self.link = Link::Connecting(Conn::new(id));
-        let protocols = protocol::protocols(self.wire, &self.cfg, self.token.as_ref());
+        let protocols = protocol::protocols(self.wire, &self.cfg.protocols, self.token.as_ref());
         self.out.push_back(Output::Open {
             id,
             url: self.url.clone(),

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use super::link::CLOSE_STALE;
 use super::Session;
+use super::CLOSE_STALE;
 use crate::core::event::State;
 use crate::core::io::SocketId;
 use crate::core::text::int;

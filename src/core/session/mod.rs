@@ -43,7 +43,8 @@ use link::Link;
 use pacer::Pacer;
 use timeline::Finals;
 
-pub use link::CLOSE_STALE;
+/// Close code for connections we judge dead (private range).
+pub const CLOSE_STALE: u16 = 4000;
 
 /// Counters that are not the byte ledger (which the queue owns).
 #[derive(Debug, Clone, Default)]
@@ -121,7 +122,7 @@ impl Session {
         let mut rng = Rng::new(cfg.seed);
         let stream_id = ["rt-", &super::text::hex16(rng.next_u64())].concat();
         Ok(Session {
-            url: protocol::url(wire, &cfg),
+            url: protocol::url(wire, &cfg.url, cfg.format(), cfg.language.as_deref()),
             wire,
             link: Link::Idle,
             ended: None,
