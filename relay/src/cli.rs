@@ -9,36 +9,14 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::logging::{LogFormat, LogLevel};
+
 use crate::config::{
     parse_duration, ClientAuth, Config, ConfigError, JwtConfig, Limits, Secret, Timeouts, TlsFiles,
 };
 
 fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s)
-}
-
-/// Log line format.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable `key=value` lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Log verbosity.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogLevel {
-    /// Errors only.
-    Error,
-    /// Warnings and errors.
-    Warn,
-    /// Sessions, rejections and lifecycle (default).
-    #[default]
-    Info,
-    /// Per-frame detail is never logged; this adds handshake detail.
-    Debug,
 }
 
 /// Options of the relay itself. See relay/README.md for the table.

@@ -7,9 +7,9 @@
 //! before anything is bound, and its errors name the flag, the variable and
 //! the value, except for secrets, of which only the length is shown.
 
+pub use crate::tls::TlsFiles;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// A secret value (JWT key, provider credential). Its `Debug` shows only its
@@ -118,15 +118,6 @@ impl Default for Timeouts {
             drain: Duration::from_secs(10),
         }
     }
-}
-
-/// PEM files for TLS termination.
-#[derive(Clone, Debug)]
-pub struct TlsFiles {
-    /// Certificate chain, leaf first.
-    pub cert: PathBuf,
-    /// The private key (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
 }
 
 /// A complete relay configuration. Build one with [`Config::new`] (tests,
@@ -290,7 +281,7 @@ impl Config {
             parse_addr(m, "--metrics-listen", "RELAY_METRICS_LISTEN")?;
         }
         if let Some(tls) = &self.tls {
-            crate::tls::load(tls)?;
+            crate::tls::load(tls).map_err(ConfigError::new)?;
         }
         Ok(())
     }

@@ -40,6 +40,7 @@ pub mod logging;
 pub mod metrics;
 mod server;
 mod session;
+mod shared;
 mod tls;
 
 pub use config::{ClientAuth, Config, ConfigError, JwtConfig, Limits, Secret, Timeouts, TlsFiles};

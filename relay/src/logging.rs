@@ -7,7 +7,29 @@
 
 use tracing_subscriber::fmt;
 
-use crate::cli::{LogFormat, LogLevel};
+/// Log line format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable `key=value` lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Log verbosity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Warnings and errors.
+    Warn,
+    /// Sessions, rejections and lifecycle (default).
+    #[default]
+    Info,
+    /// Per-frame detail is never logged; this adds handshake detail.
+    Debug,
+}
 
 /// Installs the global subscriber (once; later calls are no-ops, so tests
 /// and embedders may call it freely).

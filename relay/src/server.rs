@@ -30,22 +30,7 @@ use crate::config::{redact_url, ClientAuth, Config, ConfigError};
 use crate::limits::{Limiter, Refusal, Tracker};
 use crate::metrics::Metrics;
 use crate::session::{self, Session};
-
-/// What every connection task shares.
-pub(crate) struct Shared {
-    pub config: Config,
-    pub verifier: Option<TokenVerifier>,
-    pub metrics: Metrics,
-    pub limiter: Arc<Limiter>,
-    pub tracker: Arc<Tracker>,
-    pub drain: watch::Receiver<bool>,
-    metrics_on_main: bool,
-    upstream_host: (String, u16),
-    ready_cache: Mutex<Option<(Instant, bool)>>,
-    next_session: AtomicU64,
-    pub client_ws: WebSocketConfig,
-    pub upstream_ws: WebSocketConfig,
-}
+use crate::shared::Shared;
 
 /// Why [`Relay::bind`] failed.
 #[derive(Debug)]
@@ -109,7 +94,7 @@ impl Relay {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let tls = match &config.tls {
             Some(files) => Some(TlsAcceptor::from(
-                crate::tls::load(files).map_err(BindError::Config)?,
+                crate::tls::load(files).map_err(|e| BindError::Config(ConfigError::new(e)))?,
             )),
             None => None,
         };

@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::close::{self, map_close, truncate_utf8, GOING_AWAY};
 use crate::limits::{Permit, Refusal};
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// What the handshake decided for one session.
 pub(crate) struct Session {
