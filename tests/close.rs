@@ -226,3 +226,31 @@ fn close_while_fetching_token_makes_no_second_attempt() {
     );
     assert!(h.dropped().is_empty());
 }
+
+/// The generic server acknowledged everything, then the socket died
+/// before the finals of the last seconds came (a reset after `finish`).
+/// Nothing is left to resend, but finals are owed: the close reconnects
+/// (`final_from` asks for them again, the stream finalizes what it
+/// stored) instead of ending with audio no final covers.
+#[test]
+fn a_flushing_close_reconnects_for_the_finals_of_acknowledged_audio() {
+    let mut h = Harness::new(Provider::Generic);
+    h.server.final_every = 3 * 16_000;
+    h.server.answer_finalize = false;
+    h.connect();
+    h.mic_start();
+    h.run_until(t(4_500));
+    h.mic_stop();
+    h.run_for(ms(500));
+    close(&mut h, None);
+    h.run_for(ms(500));
+    assert_eq!(h.state(), State::Closing);
+    assert_eq!(h.stats().bytes_acked, h.stats().bytes_pushed, "all stored");
+    h.server.answer_finalize = true;
+    h.fault(Fault::Reset);
+    h.drive_bounded(10_000);
+    assert_eq!(h.state(), State::Closed);
+    assert_eq!(h.opens.len(), 2, "reconnected for the finals");
+    assert!(h.dropped().is_empty(), "{:?}", h.dropped());
+    assert_eq!(h.uncovered_samples(), 0, "{:?}", h.final_coverage());
+}

@@ -322,10 +322,8 @@ impl AudioQueue {
     /// is lost. It leaves `sent` and is reported
     /// [`DropReason::Unconfirmed`], like sent audio nothing confirmed.
     pub fn drop_untranscribed(&mut self, finals_until: u64) {
-        let bytes: u64 = std::mem::take(&mut self.stored)
-            .into_iter()
-            .map(|(a, b)| b.saturating_sub(a.max(finals_until)))
-            .sum();
+        let bytes = self.untranscribed(finals_until);
+        self.stored.clear();
         if bytes == 0 {
             return;
         }
@@ -338,6 +336,15 @@ impl AudioQueue {
         self.ledger.acked_bytes -= bytes;
         self.ledger
             .drop(DropReason::Unconfirmed, bytes.div_ceil(per) as u32, bytes);
+    }
+
+    /// Bytes the server acknowledged from stream offset `finals_until` on:
+    /// stored audio whose finals are still owed.
+    pub fn untranscribed(&self, finals_until: u64) -> u64 {
+        self.stored
+            .iter()
+            .map(|&(a, b)| b.saturating_sub(a.max(finals_until)))
+            .sum()
     }
 
     /// The connection was lost: unconfirmed chunks go back to the front of

@@ -55,7 +55,7 @@ impl Session {
                     Link::Ready(..) => {}
                     Link::Idle | Link::Backoff | Link::Standby => {
                         self.timers.clear(Timer::Reconnect);
-                        if self.queue.pending_len() == 0 {
+                        if self.queue.pending_len() == 0 && !self.finals_owed() {
                             self.finish(None, "closed".into());
                         } else {
                             // Try once more right away to deliver the backlog.
@@ -145,13 +145,24 @@ impl Session {
     /// covers, when the session ends without `finished`: every second the
     /// user spoke is in a final transcript or reported dropped.
     fn drop_untranscribed(&mut self) {
-        if !self.wire.acks() {
-            return;
+        if self.wire.acks() {
+            self.queue.drop_untranscribed(self.finals_offset());
         }
+    }
+
+    /// Whether the server stored audio (generic `ack`) whose finals have
+    /// not come: a flushing close that lost its socket reconnects for
+    /// them (`final_from` asks the server to send them again).
+    pub(super) fn finals_owed(&self) -> bool {
+        self.wire.acks() && self.queue.untranscribed(self.finals_offset()) > 0
+    }
+
+    /// The stream offset every channel's finals reached.
+    fn finals_offset(&self) -> u64 {
         let channels = u64::from(self.cfg.channels.max(1));
         let secs = self.finals.reached_all(channels as usize);
         let frames = (secs * f64::from(self.cfg.sample_rate)).round().max(0.0) as u64;
-        self.queue.drop_untranscribed(frames * 2 * channels);
+        frames * 2 * channels
     }
 
     fn terminate(&mut self, state: State, code: Option<u16>, reason: String) {

@@ -305,7 +305,7 @@ impl Session {
                 return;
             }
         }
-        if self.closing.is_some() && self.queue.pending_len() == 0 {
+        if self.closing.is_some() && self.queue.pending_len() == 0 && !self.finals_owed() {
             self.finish(None, reason);
             return;
         }
