@@ -260,7 +260,15 @@ impl Conn {
         session.update(|r| r.http_status = 101);
         for fault in post {
             let cmd = match fault {
-                NextFault::Close { code, reason } => Some(Cmd::Close { code, reason }),
+                NextFault::Close {
+                    code,
+                    reason,
+                    hold_ms,
+                } => Some(Cmd::Close {
+                    code,
+                    reason,
+                    hold: hold_ms.map(Duration::from_millis),
+                }),
                 NextFault::Reset => Some(Cmd::Reset),
                 NextFault::Blackhole { ms } => Some(Cmd::Blackhole(ms.map(Duration::from_millis))),
                 NextFault::StuckReader { ms } => {
@@ -479,8 +487,20 @@ impl Conn {
 
     async fn apply(&mut self, cmd: Cmd) -> Option<Ev> {
         match cmd {
-            Cmd::Close { code, reason } => {
+            Cmd::Close {
+                code,
+                reason,
+                hold: None,
+            } => {
                 self.close(code, &reason).await;
+                Some(Ev::End)
+            }
+            Cmd::Close {
+                code,
+                reason,
+                hold: Some(hold),
+            } => {
+                self.close_and_hold(code, &reason, hold).await;
                 Some(Ev::End)
             }
             Cmd::Reset => {
@@ -568,6 +588,29 @@ impl Conn {
                 });
                 break;
             }
+        }
+        self.closed = true;
+    }
+
+    /// Sends a close frame, then holds the TCP connection for `hold`
+    /// without reading or answering (a proxy that forwarded the close but
+    /// keeps its leg open): the client sits in CLOSING until it gives up or
+    /// the connection drops.
+    async fn close_and_hold(&mut self, code: u16, reason: &str, hold: Duration) {
+        if self.closed {
+            return;
+        }
+        let reason = truncate_utf8(reason, 123).to_string();
+        self.session.update(|r| {
+            r.close_code_sent = Some(code);
+            r.close_reason_sent = Some(reason.clone());
+        });
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        if self.send(Message::Close(Some(frame))).await {
+            tokio::time::sleep(hold.min(MAX_BLACKHOLE)).await;
         }
         self.closed = true;
     }

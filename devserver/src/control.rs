@@ -216,12 +216,15 @@ fn apply(app: &AppState, command: &str, body: &Body<'_>) -> Result<Value, BadInp
                     reason.len()
                 )));
             }
+            let hold_ms = ms_field(body, "holdMs")?;
             let code = code as u16;
             let fault = NextFault::Close {
                 code,
                 reason: reason.clone(),
+                hold_ms,
             };
-            session_fault(app, body, fault, Cmd::Close { code, reason })
+            let hold = hold_ms.map(Duration::from_millis);
+            session_fault(app, body, fault, Cmd::Close { code, reason, hold })
         }
         "reset" => session_fault(app, body, NextFault::Reset, Cmd::Reset),
         "blackhole" => {

@@ -20,8 +20,13 @@ use crate::util::lock;
 /// A command to one running session.
 #[derive(Debug, Clone)]
 pub enum Cmd {
-    /// Send a close frame with this code and reason.
-    Close { code: u16, reason: String },
+    /// Send a close frame with this code and reason; with `hold`, keep the
+    /// TCP connection that long afterwards, reading and answering nothing.
+    Close {
+        code: u16,
+        reason: String,
+        hold: Option<Duration>,
+    },
     /// Abort the TCP connection with an RST (SO_LINGER 0), no close frame.
     Reset,
     /// Stop reading and writing for this long (None: until `/control/clear`).
@@ -68,16 +73,32 @@ pub struct Pending {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum NextFault {
-    DelayHandshake { ms: u64 },
-    Reject { status: u16 },
-    Close { code: u16, reason: String },
+    DelayHandshake {
+        ms: u64,
+    },
+    Reject {
+        status: u16,
+    },
+    Close {
+        code: u16,
+        reason: String,
+        hold_ms: Option<u64>,
+    },
     Reset,
-    Blackhole { ms: Option<u64> },
-    StuckReader { ms: Option<u64> },
-    Malformed { malformed: MalformedKind },
+    Blackhole {
+        ms: Option<u64>,
+    },
+    StuckReader {
+        ms: Option<u64>,
+    },
+    Malformed {
+        malformed: MalformedKind,
+    },
     StopAcking,
     InterimsOnly,
-    SlowReads { bytes_per_sec: u64 },
+    SlowReads {
+        bytes_per_sec: u64,
+    },
 }
 
 impl NextFault {

@@ -89,6 +89,36 @@ async fn close_current_sessions_with_a_custom_code() {
     assert_eq!(s["faults"][0], "close:4321");
 }
 
+/// `holdMs`: the close frame goes out, then the TCP connection stays open
+/// (nothing read, nothing answered) for that long before it drops.
+#[tokio::test]
+async fn close_with_hold_keeps_the_connection_open_after_the_close_frame() {
+    let srv = start().await;
+    let mut ws = connect_ok(&srv.ws_url(DG)).await;
+    srv.wait_live(1).await;
+    srv.control("close", r#"{"code":1001,"reason":"held","holdMs":700}"#)
+        .await;
+    let t0 = Instant::now();
+    assert!(matches!(
+        next(&mut ws, Duration::from_secs(2)).await,
+        Got::Close(Some((1001, r))) if r == "held"
+    ));
+    // Our close reply is never answered: the stream ends only when the
+    // server drops the connection.
+    match next(&mut ws, Duration::from_secs(3)).await {
+        Got::Error(_) => {}
+        other => panic!("expected the connection to drop, got {other:?}"),
+    }
+    assert!(
+        t0.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        t0.elapsed()
+    );
+    let s = &srv.sessions().await[0];
+    assert_eq!(s["close_code_sent"], 1001);
+    assert!(s["close_code_received"].is_null(), "{s}");
+}
+
 #[tokio::test]
 async fn close_next_accepts_then_closes() {
     let srv = start().await;
@@ -466,6 +496,7 @@ async fn bad_control_input_is_a_400_naming_the_field() {
         ("close", r#"{"code":5000}"#, "code"),
         ("close", r#"{"code":4000,"scope":"later"}"#, "scope"),
         ("close", r#"{"code":4000,"reason":7}"#, "reason"),
+        ("close", r#"{"code":4000,"holdMs":-1}"#, "holdMs"),
         ("blackhole", r#"{"ms":-1}"#, "ms"),
         ("down", r#"{"ms":99999999999}"#, "ms"),
         ("down", r#"{}"#, "ms"),

@@ -124,6 +124,31 @@ function malformed(kind) {
   };
 }
 
+/**
+ * The page stops running for `ms`: no timer, no event listener, no JS at
+ * all (CDP Debugger.pause; the network stack keeps running, frames wait).
+ * CDP Page.setWebLifecycleState does not freeze pages in this Chromium
+ * (checked: timers keep firing every 100 ms and no freeze event comes,
+ * headless or not), so a freeze is this pause with the events Chrome fires
+ * around one: `freeze` before, `resume` after (dispatched as the page runs
+ * again, so the first timers may run just before it).
+ */
+async function pageStopped(t, ms, { lifecycleEvents }) {
+  await streamFor(t, 3000);
+  if (lifecycleEvents) await t.page.evaluate(() => document.dispatchEvent(new Event("freeze")));
+  t.start();
+  await t.cdp.send("Debugger.enable");
+  const paused = new Promise((resolve) => t.cdp.once("Debugger.paused", resolve));
+  await t.cdp.send("Debugger.pause");
+  await Promise.race([paused, sleep(5000).then(() => { throw new Error("the page did not pause in 5 s"); })]);
+  await sleep(ms);
+  await t.cdp.send("Debugger.resume");
+  await t.cdp.send("Debugger.disable");
+  t.end();
+  if (lifecycleEvents) await t.page.evaluate(() => document.dispatchEvent(new Event("resume")));
+  await streamFor(t, 8000);
+}
+
 function describe(client) {
   const parts = [];
   const walk = (o, prefix) => {
@@ -164,6 +189,20 @@ export const SCENARIOS = [
   close(1000), close(1001), close(1011), close(1012), close(4000), close(4500),
   close(1008, { fatal: true, ci: true }),
   close(4001, { fatal: true }),
+  {
+    id: "close-held",
+    title: "server sends close 1001, then holds the TCP connection 1.5 s answering nothing (a proxy that forwarded the close)",
+    providers: PROVIDERS, ci: true, estMs: 10_000,
+    async run(t) {
+      await streamFor(t, 3500);
+      await t.fault("close", { code: 1001, reason: "held", holdMs: 1500 });
+      await streamFor(t, 4000);
+    },
+    // The browser reports the close only when the connection ends (the
+    // hold, or its own closing-handshake timeout): detection is bounded by
+    // that. Meanwhile the socket is CLOSING and takes no audio.
+    bounds: { detect: { maxMs: 2500 }, recover: "backoff", reconnects: [1, 1] },
+  },
   {
     id: "reset",
     title: "TCP reset (RST, no close frame)",
@@ -306,17 +345,16 @@ export const SCENARIOS = [
   },
   {
     id: "freeze-60s",
-    title: "page frozen 60 s (CDP Page.setWebLifecycleState), then resumed",
+    title: "page frozen 60 s (freeze event, no JS runs), then resumed (resume event)",
     providers: PROVIDERS, estMs: 75_000,
-    async run(t) {
-      await streamFor(t, 3000);
-      t.start();
-      await t.cdp.send("Page.setWebLifecycleState", { state: "frozen" });
-      await sleep(60_000);
-      await t.cdp.send("Page.setWebLifecycleState", { state: "active" });
-      t.end();
-      await streamFor(t, 8000);
-    },
+    run: (t) => pageStopped(t, 60_000, { lifecycleEvents: true }),
+    bounds: { detect: "resume", recover: { maxMs: 3000 } },
+  },
+  {
+    id: "stall-60s",
+    title: "page does not run for 60 s with no lifecycle event (a sleeping laptop, a throttled tab)",
+    providers: PROVIDERS, estMs: 75_000,
+    run: (t) => pageStopped(t, 60_000, { lifecycleEvents: false }),
     bounds: { detect: "resume", recover: { maxMs: 3000 } },
   },
   {
