@@ -185,9 +185,22 @@ impl Watchdog {
         let gap = now.saturating_duration_since(self.last_seen);
         self.last_seen = now;
         // Timers fire at least every keepalive interval while open, so a gap
-        // this long means the page did not run: sleep or a frozen tab.
-        if timers_run && gap >= self.stale_after {
+        // of two (or of a threshold, if shorter) means the page did not
+        // run: sleep, a frozen or heavily throttled tab. Nothing could be
+        // received or sampled meanwhile, so no other deadline is judged
+        // across it.
+        let suspended = self
+            .stale_after
+            .min(self.stall_after)
+            .min(self.keepalive_interval * 2);
+        if timers_run && gap >= suspended {
             return Some(Stale::Suspended(gap));
+        }
+        // A shorter spell in which the page did not run (a timer is armed
+        // for every keepalive interval at the latest) took no samples: it
+        // is no evidence of a stall, and does not count toward one.
+        if gap > self.keepalive_interval + Duration::from_secs(1) {
+            self.last_progress = (self.last_progress + gap).min(now);
         }
         let silent_since = match self.expectation {
             Expectation::Heartbeat => Some(self.last_rx),
@@ -290,9 +303,10 @@ mod tests {
             assert_eq!(w.check(t(s * 2400), true), None);
         }
         w.on_rx(t(24_000));
-        assert_eq!(w.check(t(24_000), true), None);
-        assert_eq!(w.check(t(36_000), true), None);
-        assert_eq!(w.check(t(48_000), true), None);
+        // The keepalive timer runs every 4 s: silence, not a suspended page.
+        for ms in (24_000..=48_000).step_by(4_000) {
+            assert_eq!(w.check(t(ms), true), None, "at {ms}");
+        }
         assert!(matches!(w.check(t(49_000), true), Some(Stale::Silent(_))));
     }
 
@@ -352,9 +366,35 @@ mod tests {
         // 2400 bytes left: draining, the window restarts.
         w.on_buffered(t(8_000), 4_000, 6_400);
         w.on_rx(t(9_000));
-        assert_eq!(w.check(t(17_000), true), None);
+        // Sampled on every timer, nothing leaves from now on.
+        for ms in (9_000..=17_000).step_by(4_000) {
+            w.on_buffered(t(ms), 4_000, 6_400);
+            assert_eq!(w.check(t(ms), true), None, "at {ms}");
+        }
         w.on_rx(t(17_500));
+        w.on_buffered(t(18_000), 4_000, 6_400);
         assert!(matches!(w.check(t(18_000), true), Some(Stale::Stalled(_))));
+    }
+
+    /// A page that did not run took no samples: a buffer last seen full
+    /// before a 9 s pause is not a stall (it drained meanwhile, as the
+    /// first sample after shows), and a pause of two keepalive intervals
+    /// is a suspended page, put on probation, not a dead link.
+    #[test]
+    fn a_paused_page_is_not_a_stalled_link() {
+        let mut w = dog(Expectation::AnswersAudio);
+        w.on_buffered(t(1_000), 3_200, 3_200);
+        w.on_rx(t(1_000));
+        assert_eq!(w.check(t(1_000), true), None);
+        assert_eq!(w.check(t(10_900), true), None, "9.9 s pause");
+        // The next input, before any sample: 10 s since the buffer was
+        // last seen moving, 0.15 s of them with the page running.
+        assert_eq!(w.check(t(11_050), true), None);
+        w.on_buffered(t(11_050), 3_200, 6_400);
+        assert!(matches!(
+            w.check(t(21_100), true),
+            Some(Stale::Suspended(_))
+        ));
     }
 
     /// Before: the shell samples `bufferedAmount` right after each send, so

@@ -53,6 +53,14 @@ impl Session {
             // The probation decides, on its own deadline.
             return;
         }
+        if self.frozen {
+            // Anything at all after a `freeze` means the page runs again,
+            // whether or not `resume` comes first (timers may fire before
+            // it): what the freeze kept from arriving is not judged.
+            self.frozen = false;
+            self.start_probation(now, "page resumed after a freeze");
+            return;
+        }
         let id = conn.id;
         match live.watchdog.check(now, timers_run) {
             None => {}
