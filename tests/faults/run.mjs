@@ -153,6 +153,8 @@ class Ctx {
 
   acked() { return this.page.evaluate(() => window.rt.client.stats().bytesAcked); }
 
+  sent() { return this.page.evaluate(() => window.rt.client.stats().bytesSent); }
+
   /** When the last rejected handshake was answered (devserver clock). */
   async lastRejectedEnd() {
     const { sessions } = await control(this.server, "GET", "/control/sessions");
@@ -331,6 +333,7 @@ function account(c, data) {
     maxBufferedAmount: report.maxBuffered,
     maxWasmBytes: report.maxWasm,
     finalState: report.summary.state,
+    reconnectReasons: report.events.filter((e) => e.type === "state" && e.state === "reconnecting").map((e) => e.reason),
     closeCode: report.summary.code,
     pageErrors: data.errors.filter((e) => e.startsWith("pageerror")).length,
     consoleErrors: data.errors.filter((e) => e.startsWith("console")).length,
@@ -414,6 +417,15 @@ function checkBounds(c, m, data) {
     add("loss reported exactly", m.overReportedMs <= b.exactLoss, `reported − uncovered ≤ ${b.exactLoss} ms`,
       `${m.overReportedMs.toFixed(1)} ms over`);
   }
+  if (b.quietWhileFault) {
+    // Nothing written into a link the browser says is down: at most the
+    // chunk already handed over when the event arrived.
+    const [before, after] = data.info.sent ?? [0, Infinity];
+    add("audio written while offline", after - before <= 3200, "≤ 3200 B", `${after - before} B`);
+  }
+  if (b.finalsOnce) {
+    add("finals shown twice", m.shownTwiceMs === 0, "= 0", `${m.shownTwiceMs} ms`);
+  }
   if (b.leak) {
     const lk = data.info.leak;
     if (!lk) add("leak", false, "probes", "missing");
@@ -475,7 +487,8 @@ async function runQueue(queue, worker) {
     results.push(r);
     const failed = r.bounds.filter((x) => !x.ok);
     console.log(`# ${failed.length ? "FAIL" : "ok  "} ${r.id}/${r.provider} in ${fmtS(r.wallMs)}`
-      + (failed.length ? `: ${failed.map((x) => `${x.name} ${x.got} (bound ${x.limit})`).join("; ")}` : ""));
+      + (failed.length ? `: ${failed.map((x) => `${x.name} ${x.got} (bound ${x.limit})`).join("; ")}` : "")
+      + (failed.length && r.reconnectReasons.length ? ` [reconnected: ${r.reconnectReasons.slice(0, 3).join("; ")}]` : ""));
   }
 }
 

@@ -28,6 +28,9 @@
 //     exactLoss      reported dropped ≤ not covered + this many ms (the
 //                    loss is reported with the right milliseconds)
 //     leak           the reconnect-cycle leak bounds (run.mjs)
+//     quietWhileFault  no audio written between t.start() and t.end()
+//                    (t.info.sent: bytesSent at both), beyond one chunk
+//     finalsOnce     no stretch of audio in two finals
 //
 // Times: t.fault() marks the fault start (the first one) at the instant
 // the devserver was told; t.end() marks its end. Detection and recovery
@@ -133,7 +136,7 @@ function malformed(kind) {
  * around one: `freeze` before, `resume` after (dispatched as the page runs
  * again, so the first timers may run just before it).
  */
-async function pageStopped(t, ms, { lifecycleEvents }) {
+async function pageStopped(t, ms, { lifecycleEvents, during = async () => {} }) {
   await streamFor(t, 3000);
   if (lifecycleEvents) await t.page.evaluate(() => document.dispatchEvent(new Event("freeze")));
   t.start();
@@ -141,6 +144,7 @@ async function pageStopped(t, ms, { lifecycleEvents }) {
   const paused = new Promise((resolve) => t.cdp.once("Debugger.paused", resolve));
   await t.cdp.send("Debugger.pause");
   await Promise.race([paused, sleep(5000).then(() => { throw new Error("the page did not pause in 5 s"); })]);
+  await during();
   await sleep(ms);
   await t.cdp.send("Debugger.resume");
   await t.cdp.send("Debugger.disable");
@@ -356,6 +360,49 @@ export const SCENARIOS = [
     providers: PROVIDERS, estMs: 75_000,
     run: (t) => pageStopped(t, 60_000, { lifecycleEvents: false }),
     bounds: { detect: "resume", recover: { maxMs: 3000 } },
+  },
+  {
+    id: "freeze-12s",
+    title: "page frozen 12 s (freeze event, no JS runs), the connection alive, then resumed",
+    // Omi keeps a connection 90 s without audio; Deepgram (and the
+    // devserver's generic endpoint) close after 10 s, so there a 12 s
+    // freeze is a dead connection, which freeze-10s-dead covers.
+    providers: ["omi"], ci: true, estMs: 27_000,
+    run: (t) => pageStopped(t, 12_000, { lifecycleEvents: true }),
+    // A surviving connection is kept: no reconnect, nothing resent that
+    // the provider would transcribe twice.
+    bounds: { reconnects: [0, 0], recover: { maxMs: 3000 } },
+  },
+  {
+    id: "freeze-10s-dead",
+    title: "page frozen 10 s while its connection died (blackholed: no FIN, no RST), then resumed",
+    providers: PROVIDERS, ci: true, estMs: 25_000,
+    run: (t) => pageStopped(t, 10_000, {
+      lifecycleEvents: true,
+      during: () => t.fault("blackhole", { ms: 60_000 }, { mark: false }),
+    }),
+    // Replaced within the 2 s proof of life plus a handshake.
+    bounds: { detect: "resume", recover: { maxMs: 3000 }, reconnects: [1, 1] },
+  },
+  {
+    id: "offline-6s",
+    title: "browser offline 6 s (Playwright setOffline: the offline event), then online",
+    providers: PROVIDERS, ci: true, estMs: 16_000,
+    async run(t) {
+      await streamFor(t, 3000);
+      t.start();
+      await t.page.context().setOffline(true);
+      const before = await t.sent();
+      await streamFor(t, 6000);
+      const after = await t.sent();
+      await t.page.context().setOffline(false);
+      t.end();
+      t.info.sent = [before, after];
+      await streamFor(t, 4000);
+    },
+    // Audio is held, not written into a link that cannot carry it, so
+    // nothing reaches the server twice and no final is shown twice.
+    bounds: { detect: { maxMs: 1000 }, recover: "online", quietWhileFault: true, finalsOnce: true },
   },
   {
     id: "hidden-throttled",
