@@ -563,19 +563,7 @@ impl Conn {
 
     /// Starts the closing handshake and waits (bounded) for the client's reply.
     pub async fn close(&mut self, code: u16, reason: &str) {
-        if self.closed {
-            return;
-        }
-        let reason = truncate_utf8(reason, 123).to_string();
-        self.session.update(|r| {
-            r.close_code_sent = Some(code);
-            r.close_reason_sent = Some(reason.clone());
-        });
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        if !self.send(Message::Close(Some(frame))).await {
+        if self.closed || !self.send_close(code, reason).await {
             return;
         }
         let wait = self.app.cfg.timeouts.close_handshake;
@@ -600,6 +588,15 @@ impl Conn {
         if self.closed {
             return;
         }
+        if self.send_close(code, reason).await {
+            tokio::time::sleep(hold.min(MAX_BLACKHOLE)).await;
+        }
+        self.closed = true;
+    }
+
+    /// Records and sends a close frame (the reason cut to the 123 bytes a
+    /// frame holds); false when the connection is gone.
+    async fn send_close(&mut self, code: u16, reason: &str) -> bool {
         let reason = truncate_utf8(reason, 123).to_string();
         self.session.update(|r| {
             r.close_code_sent = Some(code);
@@ -609,10 +606,7 @@ impl Conn {
             code,
             reason: reason.into(),
         };
-        if self.send(Message::Close(Some(frame))).await {
-            tokio::time::sleep(hold.min(MAX_BLACKHOLE)).await;
-        }
-        self.closed = true;
+        self.send(Message::Close(Some(frame))).await
     }
 
     /// Ends the session: marks it finished, drops the socket (an RST when a
