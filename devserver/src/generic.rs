@@ -297,7 +297,9 @@ async fn run(c: &mut Conn, p: Params) {
                     held.push(tr);
                     continue;
                 }
-                if !send_transcript(c, &tr).await {
+                // In stream order: what was held goes out before anything
+                // newer (clients show each stretch in one final, in order).
+                if !send_held(c, &mut held).await || !send_transcript(c, &tr).await {
                     return;
                 }
             }
