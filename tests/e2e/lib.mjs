@@ -254,11 +254,16 @@ export function withTimeout(promise, ms, what) {
  * for each 1 s window of `y`. A lag that jumps between windows shows where
  * audio went missing or was inserted. For failure messages.
  */
-export function segmentReport(x, y, rate = 16000) {
+/** Per second of `y`: the lag at which it best matches `x`, and how well. */
+export function segments(x, y, rate = 16000) {
   const out = [];
   for (let s = rate; s + 2 * rate <= Math.min(x.length, y.length); s += rate) {
     const r = bestCorrelation(x.subarray(s - rate / 2, s + rate + rate / 2), y.subarray(s, s + rate), rate);
-    out.push(`${s / rate}:${r.lag - rate / 2}/${r.correlation.toFixed(2)}`);
+    out.push({ second: s / rate, lag: r.lag - rate / 2, score: r.correlation });
   }
-  return out.join(" ");
+  return out;
+}
+
+export function segmentReport(x, y, rate = 16000) {
+  return segments(x, y, rate).map((g) => `${g.second}:${g.lag}/${g.score.toFixed(2)}`).join(" ");
 }
