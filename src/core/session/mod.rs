@@ -92,6 +92,8 @@ pub struct Session {
     offline: bool,
     /// A `freeze` (or `pagehide`) was seen and no resume yet.
     frozen: bool,
+    /// When the `freeze` came.
+    frozen_at: Instant,
     finals: Finals,
     utterances: utterance::Utterances,
     stream_id: String,
@@ -139,6 +141,7 @@ impl Session {
             pacer: Pacer::new(cfg.replay_rate),
             offline: false,
             frozen: false,
+            frozen_at: Instant::from_millis(0),
             finals: Finals::default(),
             utterances: utterance::Utterances::default(),
             stream_id,
@@ -272,7 +275,10 @@ impl Session {
             Input::SocketError(_) | Input::BufferedAmount(..) | Input::PageHidden => {}
             Input::Online => self.handle_online(now),
             Input::Offline => self.handle_offline(),
-            Input::PageFrozen => self.frozen = true,
+            Input::PageFrozen => {
+                self.frozen = true;
+                self.frozen_at = now;
+            }
             Input::PageResumed => {
                 if std::mem::take(&mut self.frozen) {
                     self.start_probation(now, "page resumed after a freeze");
