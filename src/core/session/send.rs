@@ -31,6 +31,7 @@ impl Session {
             .map_or(0, |(_, live)| live.watchdog.buffered());
         let mut sent_audio = false;
         let mut loud = false;
+        let heartbeat = self.wire.expectation() == crate::core::watchdog::Expectation::Heartbeat;
         while let Some(front) = self.queue.front().filter(|_| !self.offline) {
             if buffered > HIGH_WATER {
                 self.timers.set(Timer::Pace, now + BACKPRESSURE_POLL);
@@ -56,7 +57,9 @@ impl Session {
                     self.send(id, frame);
                 }
             }
-            loud |= crate::core::watchdog::speech_level(&chunk.data);
+            // Only a heartbeat server's watchdog asks whether speech went
+            // unheard: no per-chunk energy sum for the others.
+            loud = loud || (heartbeat && crate::core::watchdog::speech_level(&chunk.data));
             self.out
                 .push_back(Output::Send(id, Frame::Binary(chunk.data.clone())));
             self.queue.sent(chunk, wire_end);
