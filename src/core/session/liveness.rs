@@ -53,13 +53,16 @@ impl Session {
             // The probation decides, on its own deadline.
             return;
         }
-        if self.frozen && now.saturating_duration_since(self.frozen_at) >= Duration::from_secs(1) {
+        if self
+            .frozen
+            .is_some_and(|at| now.saturating_duration_since(at) >= Duration::from_secs(1))
+        {
             // An input well after a `freeze` means the page runs again,
             // whether or not `resume` comes first (timers may fire before
             // it): what the freeze kept from arriving is not judged. (What
             // arrives in the instant before the freeze takes hold is not
             // a resume.)
-            self.frozen = false;
+            self.frozen = None;
             self.start_probation(now, "page resumed after a freeze");
             return;
         }

@@ -91,9 +91,8 @@ pub struct Session {
     /// The browser reports no network: audio waits in the queue.
     offline: bool,
     /// A `freeze` (or `pagehide`) was seen and no resume yet.
-    frozen: bool,
-    /// When the `freeze` came.
-    frozen_at: Instant,
+    /// (When it came.)
+    frozen: Option<Instant>,
     finals: Finals,
     utterances: utterance::Utterances,
     stream_id: String,
@@ -140,8 +139,7 @@ impl Session {
             closing: None,
             pacer: Pacer::new(cfg.replay_rate),
             offline: false,
-            frozen: false,
-            frozen_at: Instant::from_millis(0),
+            frozen: None,
             finals: Finals::default(),
             utterances: utterance::Utterances::default(),
             stream_id,
@@ -276,11 +274,10 @@ impl Session {
             Input::Online => self.handle_online(now),
             Input::Offline => self.handle_offline(),
             Input::PageFrozen => {
-                self.frozen = true;
-                self.frozen_at = now;
+                self.frozen = Some(now);
             }
             Input::PageResumed => {
-                if std::mem::take(&mut self.frozen) {
+                if self.frozen.take().is_some() {
                     self.start_probation(now, "page resumed after a freeze");
                 }
             }
