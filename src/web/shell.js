@@ -238,10 +238,17 @@ export function rt_capture(mic, given, system, url, rate, channels, gen, sink) {
     try {
       cap.node = new AudioWorkletNode(cap.ctx, "rt-capture", { numberOfInputs: 1, numberOfOutputs: 1, channelCount: channels,
         channelCountMode: "explicit", channelInterpretation: channels > 1 ? "discrete" : "speakers", processorOptions: { channels } });
-      cap.sources = [m, s].map((st) => st && cap.ctx.createMediaStreamSource(st));
+      // Every MediaStreamAudioSourceNode bridges its track into the context
+      // through a FIFO of its own, which Chromium resyncs on its own (a block
+      // dropped or repeated under load): the same tracks given as both
+      // sources get one node, feeding both channels, so they stay identical.
+      const ids = (st) => st && st.getAudioTracks().map((t) => t.id).sort().join(" ");
+      const same = !!(m && s && ids(m) === ids(s));
+      cap.sources = [m, same ? null : s].map((st) => st && cap.ctx.createMediaStreamSource(st));
       let into = cap.node;
       if (channels > 1) { cap.merger = cap.ctx.createChannelMerger(channels); cap.merger.connect(cap.node); into = cap.merger; }
       cap.sources.forEach((sn, i) => { if (sn) { if (channels > 1) sn.connect(into, 0, i); else sn.connect(into); } });
+      if (same && channels > 1) cap.sources[0].connect(into, 0, 1);
       // The processor writes silence; connecting it keeps the graph pulled.
       cap.node.connect(cap.ctx.destination);
     } catch (e) { return fail("audio-context", "building the capture graph", e); }
