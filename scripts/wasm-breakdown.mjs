@@ -9,15 +9,19 @@
 import { readFileSync } from "node:fs";
 
 const GROUPS = [
+  // The exported methods: wasm-bindgen's shim with the method's body (and
+  // whatever it inlined) in it, named after the JS method.
+  ["exported methods (shim + inlined body)", /^transcriptionclient_|^utterance_|^audiopreprocessor_/],
   ["formatting (core::fmt)", /core::fmt|fmt::Write|Formatter|<.*as core::fmt|pad_integral|float_to_decimal|fmt_u64|write_fmt|Display|Debug/],
   ["panics", /panic|unwrap_failed|expect_failed|assert_failed|bounds_check|slice_index|str_index|slice_start|slice_end|begin_panic/],
   ["allocator", /dlmalloc|talc|lol_alloc|__rust_alloc|__rust_dealloc|__rust_realloc|__rdl_|alloc::alloc|RawVec|raw_vec|finish_grow|reserve_for_push|grow_one|capacity_overflow|handle_alloc_error/],
   ["JSON reader/writer", /core::json/],
-  ["resampler and audio", /core::audio/],
+  ["resampler and audio", /resilient_audio|core::audio/],
   ["session core", /core::session|core::link|core::liveness|core::receive|core::send|core::close|core::timeline|core::pacer/],
   ["queue and ledger", /core::queue/],
   ["protocols", /core::protocol/],
-  ["config and validation", /core::config|core::error|redact/],
+  ["config and validation", /core::config|core::error|core::options|redact/],
+  ["payloads, text, diagnostics", /core::payload|core::text|core::diagnostics/],
   ["watchdog, backoff, clock, events", /core::watchdog|core::backoff|core::clock|core::event|core::io|core::timer|core::rng|core::time/],
   ["web shell", /resilient_transcriber::web/],
   ["exported shims (wasm-bindgen)", /__wbg_|__wbindgen|wasm_bindgen::convert|wbg_/],
