@@ -912,6 +912,16 @@ async fn a_wall_clock_stepped_back_stalls_no_timer() {
     assert_conserved(&c);
 }
 
+/// The resampler in this build (the simd128 dot product, `four`'s vector
+/// loads) gives the same output bits as the native build's scalar one:
+/// resilient-audio's fingerprint test pins the same value natively.
+#[wasm_bindgen_test]
+fn the_simd128_resampler_gives_the_native_output() {
+    use resilient_transcriber::core::audio::{fingerprint, FINGERPRINT};
+    let got = fingerprint();
+    assert_eq!(got, FINGERPRINT, "fingerprint {got:#x}");
+}
+
 /// `close()` without a microphone. Before: the resampler's look-ahead (a
 /// few ms of `sendAudio` audio at 48 kHz) never reached the session; now 1 s
 /// sent at 48 kHz is exactly 1 s at 16 kHz, and the server has all of it.
