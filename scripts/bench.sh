@@ -15,16 +15,16 @@ export PATH="$HOME/.cargo/bin:$PWD/node_modules/.bin:$PATH"
 # The benchmark's package: the release build plus `AudioPreprocessor`
 # (feature `bench`), in target/bench-pkg so pkg/ stays the published one.
 wasm=target/bench-pkg/resilient_transcriber_bg.wasm
-if [ ! -f "$wasm" ] || [ -n "$(find src Cargo.toml Cargo.lock .cargo -newer "$wasm" -print -quit 2>/dev/null)" ]; then
+if [ ! -f "$wasm" ] || [ -n "$(find src audio Cargo.toml Cargo.lock .cargo -newer "$wasm" -print -quit 2>/dev/null)" ]; then
   echo "[bench] building the package with the bench feature (scripts/build.sh)"
   BUILD_OUT=target/bench-pkg BUILD_FEATURES=bench bash scripts/build.sh
 fi
-if [ ! -x target/release/devserver ] || [ -n "$(find devserver Cargo.lock -newer target/release/devserver -print -quit)" ]; then
+if [ ! -x target/release/devserver ] || [ -n "$(find devserver relay Cargo.lock -newer target/release/devserver -print -quit)" ]; then
   echo "[bench] building the devserver (release)"
   cargo build --release -p devserver --quiet
 fi
 # The published package, whose size (a) compares with the peers.
-if [ ! -f pkg/resilient_transcriber_bg.wasm ] || [ -n "$(find src Cargo.toml Cargo.lock .cargo -newer pkg/resilient_transcriber_bg.wasm -print -quit 2>/dev/null)" ]; then
+if [ ! -f pkg/resilient_transcriber_bg.wasm ] || [ -n "$(find src audio Cargo.toml Cargo.lock .cargo -newer pkg/resilient_transcriber_bg.wasm -print -quit 2>/dev/null)" ]; then
   echo "[bench] building the package (scripts/build.sh)"
   bash scripts/build.sh
 fi

@@ -9,7 +9,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ROOT, buildIfNeeded, startDevserver, launchChromium, withTimeout } from "./lib.mjs";
+import { ROOT, buildIfNeeded, startDevserver, launchChromium, openDemo, withTimeout } from "./lib.mjs";
 
 const FIXTURE_48K = join(ROOT, "tests", "fixtures", "speech-a-48k.wav");
 let server;
@@ -30,11 +30,7 @@ after(async () => {
  */
 async function openPage(init = () => {}) {
   const browser = await launchChromium({ fakeAudio: FIXTURE_48K });
-  const page = await browser.newPage();
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
-  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
-  await page.addInitScript(() => {
+  const tap = () => {
     window.rtTap = { frames: 0, rate: 0, contexts: 0, closed: 0 };
     const Node = window.AudioWorkletNode;
     window.AudioWorkletNode = class extends Node {
@@ -53,11 +49,8 @@ async function openPage(init = () => {}) {
       constructor(...args) { super(...args); window.rtTap.contexts += 1; }
       close() { window.rtTap.closed += 1; return super.close(); }
     };
-  });
-  await page.addInitScript(init);
-  await page.goto(`${server.base}/?engine=meter`);
-  await page.waitForSelector("html[data-ready=true]", { timeout: 15_000 });
-  return { browser, page, problems };
+  };
+  return { browser, ...await openDemo(browser, `${server.base}/?engine=meter`, { init: [tap, init] }) };
 }
 
 test("every sample the worklet posts is delivered or reported, however the capture ends", { timeout: 90_000 }, async () => {

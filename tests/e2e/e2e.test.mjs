@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  ROOT, buildIfNeeded, startDevserver, launchChromium, control, recordedAudio, readWav,
+  ROOT, buildIfNeeded, startDevserver, launchChromium, openDemo, control, recordedAudio, readWav,
   bestCorrelation, segments, segmentReport, withTimeout, wavBytes,
 } from "./lib.mjs";
 
@@ -34,15 +34,9 @@ after(async () => {
 });
 
 /** A fresh browser (the fake file restarts per launch) on the demo page. */
-async function openDemo(query, { fakeAudio = FIXTURE_48K } = {}) {
+async function launchDemo(query, { fakeAudio = FIXTURE_48K } = {}) {
   const browser = await launchChromium({ fakeAudio });
-  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
-  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
-  await page.goto(`${server.base}/${query}`);
-  await page.waitForSelector("html[data-ready=true]", { timeout: 15_000 });
-  return { browser, page, problems };
+  return { browser, ...await openDemo(browser, `${server.base}/${query}`, { viewport: { width: 1100, height: 900 } }) };
 }
 
 const pushedMs = (page) => page.evaluate(() => {
@@ -70,7 +64,7 @@ async function stopDemo(page) {
  */
 async function captureFixtureOnce() {
   await control(server.base, "DELETE", "/control/sessions");
-  const { browser, page, problems } = await openDemo("?engine=meter");
+  const { browser, page, problems } = await launchDemo("?engine=meter");
   try {
     await page.click("#start");
     await page.waitForFunction(() => window.rtDemo.client?.capturing, null, { timeout: 10_000 });
@@ -148,7 +142,7 @@ test("a TCP reset and a 10 s blackhole mid-stream leave no unreported gap", { ti
   // fixed 1.5 s first backoff keeps "reconnecting" on screen long enough to
   // photograph it.
   const STALE_MS = 3000;
-  const { browser, page, problems } = await openDemo(
+  const { browser, page, problems } = await launchDemo(
     `?engine=meter&staleAfterMs=${STALE_MS}&keepaliveMs=1000&initialDelayMs=1500&jitter=0`);
   try {
     await page.click("#start");
@@ -224,7 +218,7 @@ test("a TCP reset and a 10 s blackhole mid-stream leave no unreported gap", { ti
 });
 
 test("microphone misuse from the page rejects with a code and never hangs", { timeout: 60_000 }, async () => {
-  const { browser, page, problems } = await openDemo("?engine=meter", { fakeAudio: null });
+  const { browser, page, problems } = await launchDemo("?engine=meter", { fakeAudio: null });
   try {
     const r = await withTimeout(page.evaluate(async () => {
       const { TranscriptionClient } = window.rtDemo;
@@ -306,7 +300,7 @@ test("microphone misuse from the page rejects with a code and never hangs", { ti
 });
 
 test("the demo as `npm start` serves it: pocketsphinx transcripts, every provider connects", { timeout: 90_000 }, async () => {
-  const { browser, page, problems } = await openDemo("");
+  const { browser, page, problems } = await launchDemo("");
   try {
     assert.equal(await page.inputValue("#engine"), "pocketsphinx");
     assert.equal(await page.inputValue("#provider"), "deepgram");

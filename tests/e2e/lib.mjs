@@ -28,14 +28,16 @@ const stale = (artifact, sources) => !existsSync(artifact)
 
 /**
  * Builds pkg/ and the release devserver when they are missing or older
- * than their sources. RT_E2E_NO_BUILD=1 uses whatever is there.
+ * than their sources (the package: the crate and its audio crate; the
+ * devserver: its crate and the relay it embeds). `skip` (by default
+ * RT_E2E_NO_BUILD=1) uses whatever is there.
  */
-export function buildIfNeeded() {
-  if (process.env.RT_E2E_NO_BUILD) return;
-  if (stale(join(ROOT, "pkg", "resilient_transcriber_bg.wasm"), ["src", "Cargo.toml", "Cargo.lock"])) {
+export function buildIfNeeded({ skip = process.env.RT_E2E_NO_BUILD } = {}) {
+  if (skip) return;
+  if (stale(join(ROOT, "pkg", "resilient_transcriber_bg.wasm"), ["src", "audio", "Cargo.toml", "Cargo.lock"])) {
     run("bash", ["scripts/build.sh"]);
   }
-  if (stale(join(ROOT, "target", "release", "devserver"), ["devserver", "Cargo.lock"])) {
+  if (stale(join(ROOT, "target", "release", "devserver"), ["devserver", "relay", "Cargo.lock"])) {
     run("cargo", ["build", "--release", "-p", "devserver", "--quiet"]);
   }
 }
@@ -87,6 +89,23 @@ export function launchChromium({ fakeAudio } = {}) {
   ];
   if (fakeAudio) args.push(`--use-file-for-fake-audio-capture=${fakeAudio}%noloop`);
   return chromium.launch({ executablePath: CHROMIUM, args });
+}
+
+/**
+ * A new page of `browser` on `url`, resolved once the demo says it is
+ * ready (`html[data-ready=true]`), with its page errors and console errors
+ * collected in `problems` (a test asserts it stays empty). `init` scripts
+ * run in the page before any of its own (page.addInitScript).
+ */
+export async function openDemo(browser, url, { viewport, init = [] } = {}) {
+  const page = await browser.newPage(viewport ? { viewport } : {});
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
+  for (const script of init) await page.addInitScript(script);
+  await page.goto(url);
+  await page.waitForSelector("html[data-ready=true]", { timeout: 15_000 });
+  return { page, problems };
 }
 
 /** JSON from the devserver's control API. */
@@ -201,6 +220,47 @@ function fft(re, im, inv) {
     }
   }
   if (inv) for (let i = 0; i < n; i++) { re[i] /= n; im[i] /= n; }
+}
+
+/**
+ * The normalised correlation of `x` with `y` from `start` (x[n] ≈
+ * y[start + n]), refined to a tenth of a sample: the best over `y`
+ * shifted by d in [-0.5, 0.5], each shift a phase ramp in the frequency
+ * domain over `y[start - 32 .. start + x.length + 32]`. Two recordings of
+ * one sound seldom sit a whole number of samples apart (a capture that
+ * started between two output instants, a browser that resampled on the
+ * way): at half a sample, speech at 16 kHz correlates at ~0.98 with
+ * itself, which says nothing about the audio. Returns { correlation,
+ * shift }.
+ */
+export function subsampleCorrelation(x, y, start) {
+  const P = 32;
+  let n = 1;
+  while (n < x.length + 2 * P) n <<= 1;
+  const re = new Float64Array(n), im = new Float64Array(n);
+  for (let i = 0; i < x.length + 2 * P; i++) re[i] = y[start - P + i] ?? 0;
+  fft(re, im, false);
+  let best = { correlation: -Infinity, shift: 0 };
+  const sr = new Float64Array(n), si = new Float64Array(n);
+  for (let step = -5; step <= 5; step++) {
+    const d = step / 10;
+    for (let k = 0; k < n; k++) {
+      // Frequency of bin k in cycles per sample, signed (the upper half negative).
+      const f = (k <= n / 2 ? k : k - n) / n;
+      const c = Math.cos(-2 * Math.PI * f * d), s = Math.sin(-2 * Math.PI * f * d);
+      sr[k] = re[k] * c - im[k] * s;
+      si[k] = re[k] * s + im[k] * c;
+    }
+    fft(sr, si, true);
+    let dot = 0, ex = 0, ey = 0;
+    for (let i = 0; i < x.length; i++) {
+      const a = x[i], b = sr[P + i];
+      dot += a * b; ex += a * a; ey += b * b;
+    }
+    const r = ex > 0 && ey > 0 ? dot / Math.sqrt(ex * ey) : 0;
+    if (r > best.correlation) best = { correlation: r, shift: d };
+  }
+  return best;
 }
 
 /**

@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
-  ROOT, buildIfNeeded, startDevserver, launchChromium, control, withTimeout,
+  ROOT, buildIfNeeded, startDevserver, launchChromium, openDemo, control, withTimeout,
 } from "./lib.mjs";
 
 const SPEECH_48K = join(ROOT, "tests", "fixtures", "speech-a-48k.wav");
@@ -27,12 +27,7 @@ test("five utterances with a reset in the third all resolve with their words", {
   await control(server.base, "DELETE", "/control/sessions");
   const browser = await launchChromium({ fakeAudio: SPEECH_48K });
   try {
-    const page = await browser.newPage();
-    const problems = [];
-    page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
-    page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
-    await page.goto(`${server.base}/`);
-    await page.waitForSelector("html[data-ready=true]", { timeout: 15_000 });
+    const { page, problems } = await openDemo(browser, `${server.base}/`);
     const r = await withTimeout(page.evaluate(async () => {
       const { TranscriptionClient } = window.rtDemo;
       const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
@@ -103,11 +98,7 @@ test("five utterances with a reset in the third all resolve with their words", {
 test("the demo's hold-to-talk: the space bar and the button each give an utterance result", { timeout: 90_000 }, async () => {
   const browser = await launchChromium({ fakeAudio: SPEECH_48K });
   try {
-    const page = await browser.newPage();
-    const problems = [];
-    page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
-    await page.goto(`${server.base}/?engine=pocketsphinx&ptt=1`);
-    await page.waitForSelector("html[data-ready=true]", { timeout: 15_000 });
+    const { page, problems } = await openDemo(browser, `${server.base}/?engine=pocketsphinx&ptt=1`);
     assert.ok(await page.isChecked("#ptt"));
     await page.click("#start");
     await page.waitForFunction(() => window.rtDemo.client?.capturing && window.rtDemo.client.state === "open", null, { timeout: 10_000 });

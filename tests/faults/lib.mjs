@@ -7,45 +7,21 @@
 // stream position i is the high 16 bits of i at even i, the low 16 bits at
 // odd i), so the devserver's recording decodes to exact positions, and the
 // counter engine's finals name the positions they cover ("pos A-B").
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, statSync, readdirSync, mkdirSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdirSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import http from "node:http";
 import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+import { ROOT, CHROMIUM, buildIfNeeded as buildPackage } from "../e2e/lib.mjs";
+
+export { ROOT, CHROMIUM };
 export const RATE = 16000;
 export const SAMPLES_PER_MS = RATE / 1000;
 const WWW = join(ROOT, "tests", "faults", "www");
 
-function newestMtime(path) {
-  const st = statSync(path);
-  if (!st.isDirectory()) return st.mtimeMs;
-  let t = 0;
-  for (const e of readdirSync(path)) t = Math.max(t, newestMtime(join(path, e)));
-  return t;
-}
-
-const stale = (artifact, sources) => !existsSync(artifact)
-  || statSync(artifact).mtimeMs < Math.max(...sources.map((p) => newestMtime(join(ROOT, p))));
-
-function run(cmd, args) {
-  const r = spawnSync(cmd, args, { cwd: ROOT, stdio: "inherit" });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed with status ${r.status}`);
-}
-
-/** Builds pkg/ and the release devserver when missing or older than their sources (RT_FAULTS_NO_BUILD=1 skips). */
-export function buildIfNeeded() {
-  if (process.env.RT_FAULTS_NO_BUILD) return;
-  if (stale(join(ROOT, "pkg", "resilient_transcriber_bg.wasm"), ["src", "Cargo.toml", "Cargo.lock"])) {
-    run("bash", ["scripts/build.sh"]);
-  }
-  if (stale(join(ROOT, "target", "release", "devserver"), ["devserver", "relay", "Cargo.lock"])) {
-    run("cargo", ["build", "--release", "-p", "devserver", "--quiet"]);
-  }
-}
+/** pkg/ and the release devserver, rebuilt when older than their sources (RT_FAULTS_NO_BUILD=1 skips). */
+export const buildIfNeeded = () => buildPackage({ skip: process.env.RT_FAULTS_NO_BUILD });
 
 /**
  * `target/release/devserver serve --port 0 --engine counter` serving the
