@@ -86,7 +86,8 @@ async function recordedStereo() {
  * sound, each matched at its own best lag (x[n] ≈ y[n - lag], searched
  * within 50 ms of the last good window's lag, from `lag`), refined to a
  * tenth of a sample (subsampleCorrelation): the scores, the lags, their
- * median and tenth percentile, and the drift (last lag minus first).
+ * median and tenth percentile, and the drift (the last well-matched
+ * window's lag minus the first's).
  * `W`: the window, in samples; `track: false` keeps every search around
  * `lag` (a tone matches at every period, so following it would wander).
  *
@@ -122,7 +123,8 @@ function windowed(x, y, lag, { W = 1600, track = true } = {}) {
   }
   const sorted = scores.slice().sort((a, b) => a - b);
   const at = (q) => sorted[Math.floor(sorted.length * q)] ?? 0;
-  return { scores, lags, median: at(0.5), p10: at(0.1), drift: lags.length ? lags[lags.length - 1] - lags[0] : 0 };
+  const good = lags.filter((_, i) => scores[i] >= 0.9);
+  return { scores, lags, median: at(0.5), p10: at(0.1), drift: good.length ? good[good.length - 1] - good[0] : 0 };
 }
 
 const rms = (x, from = 0, to = x.length) => {
