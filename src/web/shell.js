@@ -242,7 +242,7 @@ export function rt_capture(mic, given, system, url, rate, channels, gen, sink) {
       // through a FIFO of its own, which Chromium resyncs on its own (a block
       // dropped or repeated under load): the same tracks given as both
       // sources get one node, feeding both channels, so they stay identical.
-      const ids = (st) => st && st.getAudioTracks().map((t) => t.id).sort().join(" ");
+      const ids = (st) => st.getAudioTracks().map((t) => t.id).sort().join(" ");
       const same = !!(m && s && ids(m) === ids(s));
       cap.sources = [m, same ? null : s].map((st) => st && cap.ctx.createMediaStreamSource(st));
       let into = cap.node;

@@ -120,8 +120,8 @@ test("the demo delivers the microphone stream intact (meter engine)", { timeout:
   // skips one now and then (seen in CI: every second intact, the lag
   // stepping once by exactly 160). So: the whole stream correlates, or
   // every second does (but the one a step falls in) and the lag moves
-  // only by whole device buffers, at most twice. A lost or repeated chunk of ours (100 ms) or worklet batch
-  // (20 ms) would break either.
+  // only by whole device buffers, at most twice. A lost or repeated chunk
+  // of ours (100 ms) or worklet batch (20 ms) would break either.
   const r = await captureFixtureOnce();
   const deviceSteps = r.steps
     && r.steps.jumps.length <= 2

@@ -314,7 +314,6 @@ export function withTimeout(promise, ms, what) {
  * for each 1 s window of `y`. A lag that jumps between windows shows where
  * audio went missing or was inserted. For failure messages.
  */
-/** Per second of `y`: the lag at which it best matches `x`, and how well. */
 export function segments(x, y, rate = 16000) {
   const out = [];
   for (let s = rate; s + 2 * rate <= Math.min(x.length, y.length); s += rate) {
@@ -324,6 +323,7 @@ export function segments(x, y, rate = 16000) {
   return out;
 }
 
+/** `segments` as text, `second:lag/score` each, for failure messages. */
 export function segmentReport(x, y, rate = 16000) {
   return segments(x, y, rate).map((g) => `${g.second}:${g.lag}/${g.score.toFixed(2)}`).join(" ");
 }

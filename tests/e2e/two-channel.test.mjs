@@ -14,8 +14,8 @@
 // lag against the file jumped by 10-20 ms mid-file or crept). A tone goes
 // through that unharmed, so the source is a tone; each channel's content is
 // judged window by window, each window at its own lag (the median of
-// 0.5 s windows), and alignment on one stream fed to both channels, where
-// anything the bridge does moves both alike. A desktopCapturer or
+// 0.1 s windows, see `windowed`), and alignment on one stream given as
+// both sources, which one node feeds to both channels. A desktopCapturer or
 // getDisplayMedia stream is a device capture, like the microphone.
 //
 // Run: node --test tests/e2e/two-channel.test.mjs

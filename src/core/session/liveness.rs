@@ -19,6 +19,9 @@ use crate::core::watchdog::{Expectation, Stale};
 /// A dead one is replaced, and its unconfirmed tail resent, within this
 /// plus one handshake of the resume.
 const PROOF_OF_LIFE: Duration = Duration::from_secs(2);
+/// How long after a `freeze` an input counts as the page running again
+/// (what arrives in the instant before the freeze takes hold does not).
+const RESUMED_AFTER: Duration = Duration::from_secs(1);
 
 /// A ready connection whose liveness is in doubt.
 #[derive(Debug, Clone, Copy)]
@@ -55,13 +58,11 @@ impl Session {
         }
         if self
             .frozen
-            .is_some_and(|at| now.saturating_duration_since(at) >= Duration::from_secs(1))
+            .is_some_and(|at| now.saturating_duration_since(at) >= RESUMED_AFTER)
         {
             // An input well after a `freeze` means the page runs again,
             // whether or not `resume` comes first (timers may fire before
-            // it): what the freeze kept from arriving is not judged. (What
-            // arrives in the instant before the freeze takes hold is not
-            // a resume.)
+            // it): what the freeze kept from arriving is not judged.
             self.frozen = None;
             self.start_probation(now, "page resumed after a freeze");
             return;

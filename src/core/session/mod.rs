@@ -90,8 +90,7 @@ pub struct Session {
     pacer: Pacer,
     /// The browser reports no network: audio waits in the queue.
     offline: bool,
-    /// A `freeze` (or `pagehide`) was seen and no resume yet.
-    /// (When it came.)
+    /// When a `freeze` (or `pagehide`) came, with no resume since.
     frozen: Option<Instant>,
     finals: Finals,
     utterances: utterance::Utterances,
@@ -273,9 +272,7 @@ impl Session {
             Input::SocketError(_) | Input::BufferedAmount(..) | Input::PageHidden => {}
             Input::Online => self.handle_online(now),
             Input::Offline => self.handle_offline(),
-            Input::PageFrozen => {
-                self.frozen = Some(now);
-            }
+            Input::PageFrozen => self.frozen = Some(now),
             Input::PageResumed => {
                 if self.frozen.take().is_some() {
                     self.start_probation(now, "page resumed after a freeze");
