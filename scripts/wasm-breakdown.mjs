@@ -7,6 +7,7 @@
 // Groups are matched on the demangled function name, first match wins
 // (GROUPS below); a name section is required for the per-origin view.
 import { readFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 
 const GROUPS = [
   // The exported methods: wasm-bindgen's shim with the method's body (and
@@ -103,7 +104,7 @@ export function analyse(bytes) {
         let len;
         const at = p;
         [len, p] = leb(buf, p);
-        bodies.push(len + (p - at));
+        bodies.push({ size: len + (p - at), at, end: p + len });
         p += len;
       }
       code = bodies;
@@ -111,18 +112,27 @@ export function analyse(bytes) {
     sections.push({ name, size });
     pos = start + size;
   }
-  const groups = new Map(GROUPS.map(([g]) => [g, { bytes: 0, count: 0 }]));
-  groups.set("unnamed", { bytes: 0, count: 0 });
+  const group = () => ({ bytes: 0, count: 0, parts: [] });
+  const groups = new Map(GROUPS.map(([g]) => [g, group()]));
+  groups.set("unnamed", group());
   const functions = [];
   if (code) {
-    code.forEach((size, i) => {
+    code.forEach(({ size, at, end }, i) => {
       const fname = names.get(i + importedFuncs) ?? "";
       const g = fname ? (GROUPS.find(([, re]) => re.test(fname))?.[0] ?? "other") : "unnamed";
-      if (!groups.has(g)) groups.set(g, { bytes: 0, count: 0 });
+      if (!groups.has(g)) groups.set(g, group());
       groups.get(g).bytes += size;
       groups.get(g).count += 1;
+      groups.get(g).parts.push(buf.subarray(at, end));
       functions.push({ name: fname || `func[${i + importedFuncs}]`, size });
     });
+  }
+  // Each group's bodies compressed on their own: what the group would cost
+  // on the wire if nothing else shared its patterns (so the column sums to
+  // a little more than the code section's share of the whole).
+  for (const v of groups.values()) {
+    v.gzip = v.parts.length ? gzipSync(Buffer.concat(v.parts), { level: 9 }).length : 0;
+    delete v.parts;
   }
   functions.sort((a, b) => b.size - a.size);
   return { sections, groups, functions, imports, importedFuncs, named: names.size > 0 };
@@ -136,9 +146,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   console.log("\nsection                       bytes");
   for (const s of r.sections) console.log(`${s.name.padEnd(28)} ${String(s.size).padStart(8)}`);
   if (r.named) {
-    console.log("\ncode by origin                           bytes  functions");
+    console.log("\ncode by origin                           bytes  gzip -9  functions");
     for (const [g, v] of [...r.groups].sort((a, b) => b[1].bytes - a[1].bytes)) {
-      if (v.count) console.log(`${g.padEnd(38)} ${String(v.bytes).padStart(8)}  ${String(v.count).padStart(5)}`);
+      if (v.count) console.log(`${g.padEnd(38)} ${String(v.bytes).padStart(8)} ${String(v.gzip).padStart(8)}  ${String(v.count).padStart(5)}`);
     }
     console.log(`\nlargest ${top} functions`);
     for (const f of r.functions.slice(0, top)) console.log(`${String(f.size).padStart(7)}  ${f.name.slice(0, 110)}`);
