@@ -8,7 +8,7 @@ use wasm_bindgen::prelude::*;
 use super::driver::{Action, AudioIn, Shared};
 use super::js::{self, client_error, range_error, type_error};
 use crate::core::audio::{self, le_bytes_to_pcm16};
-use crate::core::options::{self, OptionError};
+use crate::core::options::{self, Bad};
 use crate::core::{payload, Input, Session, State, UsageError};
 
 /// The event types `on`, `once` and `off` accept.
@@ -27,7 +27,9 @@ pub struct TranscriptionClient {
 }
 
 /// An option error as the TypeError or RangeError JavaScript sees.
-fn option_error(e: OptionError) -> JsValue {
+// By value, so it fits `map_err`; the box is freed here.
+#[allow(clippy::boxed_local)]
+fn option_error(e: Bad) -> JsValue {
     if e.range {
         range_error(&e.field, &e.message)
     } else {

@@ -4,7 +4,7 @@
 use super::*;
 
 /// `startMicrophone(options)`.
-pub fn capture_options(json: &str) -> Result<CaptureOptions, OptionError> {
+pub fn capture_options(json: &str) -> Result<CaptureOptions, Bad> {
     let doc = parse(json)?;
     let mut out = CaptureOptions {
         microphone: Source::Request,
@@ -23,7 +23,7 @@ pub fn capture_options(json: &str) -> Result<CaptureOptions, OptionError> {
 /// options, or a `MediaStream`) and `systemAudio` (default `false`:
 /// `true` asks the browser to share a tab or screen with its audio, or a
 /// `MediaStream`), at least one of them.
-pub fn start_capture_options(json: &str) -> Result<CaptureOptions, OptionError> {
+pub fn start_capture_options(json: &str) -> Result<CaptureOptions, Bad> {
     let doc = parse(json)?;
     let mut out = CaptureOptions {
         microphone: Source::Request,
@@ -83,7 +83,7 @@ pub fn start_capture_options(json: &str) -> Result<CaptureOptions, OptionError> 
     Ok(out)
 }
 
-fn microphone_constraints(o: &Section<'_>, out: &mut CaptureOptions) -> Result<(), OptionError> {
+fn microphone_constraints(o: &Section<'_>, out: &mut CaptureOptions) -> Result<(), Bad> {
     out.device_id = o.string("deviceId")?;
     out.echo_cancellation = o.boolean("echoCancellation")?;
     out.noise_suppression = o.boolean("noiseSuppression")?;
@@ -91,7 +91,7 @@ fn microphone_constraints(o: &Section<'_>, out: &mut CaptureOptions) -> Result<(
     Ok(())
 }
 
-fn context_options(o: &Section<'_>, out: &mut CaptureOptions) -> Result<(), OptionError> {
+fn context_options(o: &Section<'_>, out: &mut CaptureOptions) -> Result<(), Bad> {
     out.worklet_url = o.string("workletUrl")?;
     if let Some(r) = o.number("contextSampleRate")? {
         if !(8_000.0..=192_000.0).contains(&r) {
@@ -110,7 +110,7 @@ fn context_options(o: &Section<'_>, out: &mut CaptureOptions) -> Result<(), Opti
 }
 
 /// `beginUtterance(options)`: the pre-roll asked for (`preRollMs`).
-pub fn utterance_options(json: &str) -> Result<Option<Duration>, OptionError> {
+pub fn utterance_options(json: &str) -> Result<Option<Duration>, Bad> {
     let doc = parse(json)?;
     let Some(o) = root(&doc, "beginUtterance", "{ preRollMs }")? else {
         return Ok(None);
@@ -133,7 +133,7 @@ pub fn utterance_options(json: &str) -> Result<Option<Duration>, OptionError> {
 }
 
 /// `close(options)`: `(flush, timeout)`.
-pub fn close_options(json: &str) -> Result<(bool, Option<Duration>), OptionError> {
+pub fn close_options(json: &str) -> Result<(bool, Option<Duration>), Bad> {
     let doc = parse(json)?;
     let Some(o) = root(&doc, "close", "{ flush, timeoutMs }")? else {
         return Ok((true, None));

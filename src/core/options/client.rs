@@ -5,7 +5,7 @@ use super::*;
 /// `new TranscriptionClient(options)`: every option checked, then the
 /// configuration as a whole. `seed` is the jitter seed to use when the
 /// options have none (the shell draws it at random).
-pub fn client_options(json: &str, seed: u64) -> Result<ClientOptions, OptionError> {
+pub fn client_options(json: &str, seed: u64) -> Result<ClientOptions, Bad> {
     let doc = parse(json)?;
     let Some(o) = root(&doc, "TranscriptionClient", "{ url, provider }")? else {
         return Err(type_error(

@@ -1,7 +1,7 @@
 use super::*;
 use crate::core::config::PushToTalk;
 
-fn client(json: &str) -> Result<ClientOptions, OptionError> {
+fn client(json: &str) -> Result<ClientOptions, Bad> {
     client_options(&["{\"v\":", json, "}"].concat(), 7)
 }
 
