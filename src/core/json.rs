@@ -59,6 +59,7 @@ impl Value {
     /// Parses a complete JSON document.
     pub fn parse(text: &str) -> Result<Value, ParseError> {
         let mut p = Parser {
+            text,
             s: text.as_bytes(),
             i: 0,
         };
@@ -123,6 +124,8 @@ impl Value {
 }
 
 struct Parser<'a> {
+    /// The document, for slicing strings out of it; `s` is its bytes.
+    text: &'a str,
     s: &'a [u8],
     i: usize,
 }
@@ -298,8 +301,11 @@ impl Parser<'_> {
             .s
             .get(self.i..self.i + 4)
             .ok_or(self.err("short \\u escape"))?;
-        let text = std::str::from_utf8(digits).map_err(|_| self.err("bad \\u escape"))?;
-        let v = u32::from_str_radix(text, 16).map_err(|_| self.err("bad \\u escape"))?;
+        let mut v = 0;
+        for &d in digits {
+            let d = char::from(d).to_digit(16).ok_or(self.err("bad \\u escape"))?;
+            v = v * 16 + d;
+        }
         self.i += 4;
         Ok(v)
     }
@@ -309,7 +315,8 @@ impl Parser<'_> {
         let mut out = String::new();
         loop {
             // Copy the run of plain bytes at once; the input is a &str, so
-            // any run that stops at an ASCII byte is valid UTF-8.
+            // any run that stops at an ASCII byte is valid UTF-8, sliced
+            // without validating it again (`get` checks the boundaries).
             let run = self.i;
             while let Some(&b) = self.s.get(self.i) {
                 if b == b'"' || b == b'\\' || b < 0x20 {
@@ -317,7 +324,7 @@ impl Parser<'_> {
                 }
                 self.i += 1;
             }
-            out.push_str(std::str::from_utf8(&self.s[run..self.i]).map_err(|_| self.err("utf-8"))?);
+            out.push_str(self.text.get(run..self.i).ok_or(self.err("utf-8"))?);
             match self.s.get(self.i) {
                 None => return Err(self.err("unterminated string")),
                 Some(b'"') => {
@@ -412,6 +419,8 @@ mod tests {
             "[1]x",
             "{\"a\":\"\\x\"}",
             "\"\\u12\"",
+            "\"\\u+123\"",
+            "\"\\u12G4\"",
             "-",
             "1.",
             "1e",
@@ -450,6 +459,7 @@ mod tests {
     fn surrogate_pairs_and_escapes_round_trip() {
         let v = Value::parse(r#""\ud83d\ude00 a\nb""#).unwrap();
         assert_eq!(v.as_str(), Some("😀 a\nb"));
+        assert_eq!(Value::parse(r#""\u00E9\u00e9""#).unwrap().as_str(), Some("éé"));
         let mut out = String::new();
         push_str(&mut out, "q\"\\\n\u{1}é");
         assert_eq!(out, r#""q\"\\\n\u0001é""#);

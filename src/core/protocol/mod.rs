@@ -304,20 +304,23 @@ pub(crate) fn classify_close(
 
 /// Appends `params` to `url`'s query, skipping keys the URL already has.
 pub(crate) fn append_query(url: &str, params: &[(&str, &str)]) -> String {
-    let existing: Vec<&str> = url
-        .split_once('?')
-        .map(|(_, q)| {
-            q.split('&')
-                .map(|kv| kv.split('=').next().unwrap_or(""))
-                .collect()
+    // By byte ('?', '&' and '=' are ASCII), not with `str` patterns, whose
+    // searchers cost WASM bytes.
+    let query = url.bytes().position(|b| b == b'?').map(|i| &url.as_bytes()[i + 1..]);
+    let has = |key: &str| {
+        query.is_some_and(|q| {
+            q.split(|&b| b == b'&')
+                .any(|kv| kv.split(|&b| b == b'=').next() == Some(key.as_bytes()))
         })
-        .unwrap_or_default();
+    };
     let mut out = url.to_string();
+    let mut sep = if query.is_some() { '&' } else { '?' };
     for (k, v) in params {
-        if existing.contains(k) {
+        if has(k) {
             continue;
         }
-        out.push(if out.contains('?') { '&' } else { '?' });
+        out.push(sep);
+        sep = '&';
         out.push_str(k);
         out.push('=');
         percent_encode(v, &mut out);
@@ -363,6 +366,16 @@ mod tests {
             url(Provider::Omi.wire(), "ws://127.0.0.1:8787/v4/web/listen", MONO, None),
             "ws://127.0.0.1:8787/v4/web/listen?language=en&sample_rate=16000&codec=pcm16&channels=1"
         );
+    }
+
+    #[test]
+    fn query_keys_are_matched_whole() {
+        let p = [("a", "1"), ("b", "2")];
+        assert_eq!(append_query("ws://h/p", &p), "ws://h/p?a=1&b=2");
+        assert_eq!(append_query("ws://h/p?", &p), "ws://h/p?&a=1&b=2");
+        // `ab=` and `=a` are not `a`; a bare `b` is.
+        assert_eq!(append_query("ws://h/p?ab=0&=a&b", &p), "ws://h/p?ab=0&=a&b&a=1");
+        assert_eq!(append_query("ws://h/p?x=1&a", &p), "ws://h/p?x=1&a&b=2");
     }
 
     #[test]
