@@ -303,7 +303,9 @@ impl Parser<'_> {
             .ok_or(self.err("short \\u escape"))?;
         let mut v = 0;
         for &d in digits {
-            let d = char::from(d).to_digit(16).ok_or(self.err("bad \\u escape"))?;
+            let d = char::from(d)
+                .to_digit(16)
+                .ok_or(self.err("bad \\u escape"))?;
             v = v * 16 + d;
         }
         self.i += 4;
@@ -459,7 +461,10 @@ mod tests {
     fn surrogate_pairs_and_escapes_round_trip() {
         let v = Value::parse(r#""\ud83d\ude00 a\nb""#).unwrap();
         assert_eq!(v.as_str(), Some("😀 a\nb"));
-        assert_eq!(Value::parse(r#""\u00E9\u00e9""#).unwrap().as_str(), Some("éé"));
+        assert_eq!(
+            Value::parse(r#""\u00E9\u00e9""#).unwrap().as_str(),
+            Some("éé")
+        );
         let mut out = String::new();
         push_str(&mut out, "q\"\\\n\u{1}é");
         assert_eq!(out, r#""q\"\\\n\u0001é""#);

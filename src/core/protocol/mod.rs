@@ -306,7 +306,10 @@ pub(crate) fn classify_close(
 pub(crate) fn append_query(url: &str, params: &[(&str, &str)]) -> String {
     // By byte ('?', '&' and '=' are ASCII), not with `str` patterns, whose
     // searchers cost WASM bytes.
-    let query = url.bytes().position(|b| b == b'?').map(|i| &url.as_bytes()[i + 1..]);
+    let query = url
+        .bytes()
+        .position(|b| b == b'?')
+        .map(|i| &url.as_bytes()[i + 1..]);
     let has = |key: &str| {
         query.is_some_and(|q| {
             q.split(|&b| b == b'&')
@@ -374,7 +377,10 @@ mod tests {
         assert_eq!(append_query("ws://h/p", &p), "ws://h/p?a=1&b=2");
         assert_eq!(append_query("ws://h/p?", &p), "ws://h/p?&a=1&b=2");
         // `ab=` and `=a` are not `a`; a bare `b` is.
-        assert_eq!(append_query("ws://h/p?ab=0&=a&b", &p), "ws://h/p?ab=0&=a&b&a=1");
+        assert_eq!(
+            append_query("ws://h/p?ab=0&=a&b", &p),
+            "ws://h/p?ab=0&=a&b&a=1"
+        );
         assert_eq!(append_query("ws://h/p?x=1&a", &p), "ws://h/p?x=1&a&b=2");
     }
 
