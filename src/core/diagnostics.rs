@@ -343,15 +343,15 @@ fn push<T>(q: &mut VecDeque<T>, v: T) {
 }
 
 fn entry(level: LogLevel, kind: &str, at: f64, data: &str, queued_ms: Option<f64>) -> String {
-    let o = Obj::new()
-        .str("level", level.as_str())
+    let mut o = Obj::new();
+    o.str("level", level.as_str())
         .str("event", kind)
         .num("atMs", at)
         .raw("data", data);
-    match queued_ms {
-        Some(q) => o.num("queuedMs", q.round()).done(),
-        None => o.done(),
+    if let Some(q) = queued_ms {
+        o.num("queuedMs", q.round());
     }
+    o.done()
 }
 
 /// Characters in `s`, counted by byte (each byte that does not continue a

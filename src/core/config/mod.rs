@@ -189,19 +189,26 @@ impl Config {
 
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        validate_url(&self.url)?;
+        self.check().map_err(|e| *e)
+    }
+
+    /// [`validate`](Self::validate) with the error boxed, so each `?` and
+    /// early return moves one pointer rather than eight words.
+    fn check(&self) -> Result<(), Box<ConfigError>> {
+        validate_url(&self.url).map_err(Box::new)?;
         for p in &self.protocols {
             if !is_token(p) {
                 return Err(ConfigError::new(
                     "protocols",
                     ["\"", &redact(p), "\""].concat(),
                     "WebSocket subprotocol tokens (letters, digits and !#$%&'*+-.^_`|~)",
-                ));
+                )
+                .into());
             }
         }
         if let Some(t) = &self.token {
             if t.token.is_empty() {
-                return Err(ConfigError::new("token", "\"\"", "a non-empty string"));
+                return Err(ConfigError::new("token", "\"\"", "a non-empty string").into());
             }
         }
         if !(8_000..=48_000).contains(&self.sample_rate) {
@@ -209,14 +216,16 @@ impl Config {
                 "sampleRate",
                 int(self.sample_rate.into()),
                 "8000..=48000",
-            ));
+            )
+            .into());
         }
         if !(1..=2).contains(&self.channels) {
             return Err(ConfigError::new(
                 "channels",
                 int(self.channels.into()),
                 "1 or 2 (microphone, system audio)",
-            ));
+            )
+            .into());
         }
         let max = self.provider.wire().max_channels();
         if self.channels > max {
@@ -231,15 +240,14 @@ impl Config {
                     "\" (its endpoint transcribes one channel)",
                 ]
                 .concat(),
-            ));
+            )
+            .into());
         }
         if let Some(p) = &self.push_to_talk {
             if p.pre_roll > Duration::from_secs(10) {
-                return Err(ConfigError::new(
-                    "pushToTalk.preRollMs",
-                    ms(p.pre_roll),
-                    "0..=10000",
-                ));
+                return Err(
+                    ConfigError::new("pushToTalk.preRollMs", ms(p.pre_roll), "0..=10000").into(),
+                );
             }
             positive("pushToTalk.timeoutMs", p.timeout)?;
             if p.on_demand && self.provider.wire().flush().is_none() {
@@ -255,15 +263,12 @@ impl Config {
                         "\" (it has no flush to finalize an utterance with)",
                     ]
                     .concat(),
-                ));
+                )
+                .into());
             }
         }
         if !(10..=1000).contains(&self.chunk_ms) {
-            return Err(ConfigError::new(
-                "chunkMs",
-                int(self.chunk_ms.into()),
-                "10..=1000",
-            ));
+            return Err(ConfigError::new("chunkMs", int(self.chunk_ms.into()), "10..=1000").into());
         }
         let r = &self.reconnect;
         positive("reconnect.initialDelayMs", r.initial_delay)?;
@@ -273,28 +278,29 @@ impl Config {
                 "reconnect.maxDelayMs",
                 ms(r.max_delay),
                 [">= reconnect.initialDelayMs (", &ms(r.initial_delay), ")"].concat(),
-            ));
+            )
+            .into());
         }
         if !(r.multiplier.is_finite() && (1.0..=10.0).contains(&r.multiplier)) {
             return Err(ConfigError::new(
                 "reconnect.multiplier",
                 num(r.multiplier),
                 "a number in 1..=10",
-            ));
+            )
+            .into());
         }
         if !(r.jitter.is_finite() && (0.0..=1.0).contains(&r.jitter)) {
-            return Err(ConfigError::new(
-                "reconnect.jitter",
-                num(r.jitter),
-                "a number in 0..=1",
-            ));
+            return Err(
+                ConfigError::new("reconnect.jitter", num(r.jitter), "a number in 0..=1").into(),
+            );
         }
         if r.max_attempts == Some(0) {
             return Err(ConfigError::new(
                 "reconnect.maxAttempts",
                 "0",
                 "an integer >= 1 or Infinity",
-            ));
+            )
+            .into());
         }
         positive("reconnect.resetAfterMs", r.reset_after)?;
         if let Some(k) = self.keepalive {
@@ -315,7 +321,8 @@ impl Config {
                     "): lower keepalive.intervalMs or raise watchdog.staleAfterMs",
                 ]
                 .concat(),
-            ));
+            )
+            .into());
         }
         positive("buffer.ttlMs", self.ttl)?;
         if self.max_bytes < self.chunk_bytes() {
@@ -332,14 +339,16 @@ impl Config {
                     " ms)",
                 ]
                 .concat(),
-            ));
+            )
+            .into());
         }
         if !(self.replay_rate.is_finite() && (1.0..=100.0).contains(&self.replay_rate)) {
             return Err(ConfigError::new(
                 "buffer.replayRate",
                 num(self.replay_rate),
                 "a number in 1..=100",
-            ));
+            )
+            .into());
         }
         positive("connectTimeoutMs", self.connect_timeout)?;
         positive("closeTimeoutMs", self.close_timeout)?;
@@ -352,13 +361,9 @@ fn ms(d: Duration) -> String {
     int(d.as_millis() as u64)
 }
 
-fn positive(field: &'static str, d: Duration) -> Result<(), ConfigError> {
+fn positive(field: &'static str, d: Duration) -> Result<(), Box<ConfigError>> {
     if d.is_zero() {
-        return Err(ConfigError::new(
-            field,
-            "0",
-            "a positive number of milliseconds",
-        ));
+        return Err(ConfigError::new(field, "0", "a positive number of milliseconds").into());
     }
     Ok(())
 }
