@@ -28,13 +28,14 @@ const stale = (artifact, sources) => !existsSync(artifact)
 
 /**
  * Builds pkg/ and the release devserver when they are missing or older
- * than their sources (the package: the crate and its audio crate; the
- * devserver: its crate and the relay it embeds). `skip` (by default
+ * than their sources (the package: the crate, its audio crate and the
+ * simd128 flag in .cargo, as scripts/bench.sh counts them; the devserver:
+ * its crate and the relay it embeds). `skip` (by default
  * RT_E2E_NO_BUILD=1) uses whatever is there.
  */
 export function buildIfNeeded({ skip = process.env.RT_E2E_NO_BUILD } = {}) {
   if (skip) return;
-  if (stale(join(ROOT, "pkg", "resilient_transcriber_bg.wasm"), ["src", "audio", "Cargo.toml", "Cargo.lock"])) {
+  if (stale(join(ROOT, "pkg", "resilient_transcriber_bg.wasm"), ["src", "audio", "Cargo.toml", "Cargo.lock", ".cargo"])) {
     run("bash", ["scripts/build.sh"]);
   }
   if (stale(join(ROOT, "target", "release", "devserver"), ["devserver", "relay", "Cargo.lock"])) {
